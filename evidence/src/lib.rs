@@ -1,0 +1,14 @@
+//! Evidence formats and their verification.
+//!
+//! Architecture invariant: this crate does no I/O. Bytes and a verification
+//! time go in; typed claims or a typed error come out. It never reads files,
+//! devices, the network or the system clock.
+//!
+//! Architecture invariant: no verifier here accepts evidence chained to the
+//! simulated TEE's root unless the caller passed that root explicitly.
+
+pub mod binding;
+pub mod claims;
+pub mod hexser;
+
+pub use claims::{PlatformClaims, TcbStatus, TeeKind};
