@@ -20,11 +20,16 @@ pub mod vec {
 pub mod array {
     use super::*;
 
-    pub fn serialize<S: Serializer, const N: usize>(bytes: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer, const N: usize>(
+        bytes: &[u8; N],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_str(&hex::encode(bytes))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        d: D,
+    ) -> Result<[u8; N], D::Error> {
         let s = String::deserialize(d)?;
         let v = hex::decode(&s).map_err(D::Error::custom)?;
         v.try_into()
@@ -37,7 +42,10 @@ pub mod array_vec {
     use super::*;
     use serde::ser::SerializeSeq;
 
-    pub fn serialize<S: Serializer, const N: usize>(v: &[[u8; N]], s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer, const N: usize>(
+        v: &[[u8; N]],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(v.len()))?;
         for item in v {
             seq.serialize_element(&hex::encode(item))?;
@@ -45,13 +53,16 @@ pub mod array_vec {
         seq.end()
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<Vec<[u8; N]>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        d: D,
+    ) -> Result<Vec<[u8; N]>, D::Error> {
         let v = Vec::<String>::deserialize(d)?;
         v.into_iter()
             .map(|s| {
                 let b = hex::decode(&s).map_err(D::Error::custom)?;
-                b.try_into()
-                    .map_err(|b: Vec<u8>| D::Error::custom(format!("expected {N} bytes, got {}", b.len())))
+                b.try_into().map_err(|b: Vec<u8>| {
+                    D::Error::custom(format!("expected {N} bytes, got {}", b.len()))
+                })
             })
             .collect()
     }
