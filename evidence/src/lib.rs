@@ -8,6 +8,7 @@
 //! simulated TEE's root unless the caller passed that root explicitly.
 
 pub mod binding;
+pub mod bundle;
 pub mod claims;
 pub mod hexser;
 

@@ -1,0 +1,154 @@
+//! The evidence bundle: what the loader sends to the CA, as JSON.
+//!
+//! ```json
+//! { "version": 1,
+//!   "cpu": { "kind": "tdx-quote", "quote": "<base64>", "certificates": ["<base64 DER>", ...] },
+//!   "gpus": [ { "index": 0, "report": "<base64>", "certificates": ["<base64 DER>", ...] } ] }
+//! ```
+//!
+//! The bundle is only a container: nothing in it is trusted until a verifier
+//! has checked the CPU evidence's signature chain and the report-data binding
+//! (see [`crate::binding`]), which covers every GPU report through
+//! [`EvidenceBundle::gpu_evidence_digest`].
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::binding;
+
+/// The only bundle version this crate reads or writes.
+pub const BUNDLE_VERSION: u32 = 1;
+
+/// Which CPU evidence a bundle carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum CpuEvidenceKind {
+    /// An Intel TDX quote (v4 or v5), as returned by configfs-tsm `outblob`.
+    TdxQuote,
+    /// An AMD SEV-SNP attestation report.
+    SnpReport,
+    /// A TPM 2.0 quote (TPMS_ATTEST and signature).
+    TpmQuote,
+}
+
+/// CPU evidence as collected in the guest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuEvidence {
+    pub kind: CpuEvidenceKind,
+    #[serde(with = "b64")]
+    pub quote: Vec<u8>,
+    /// Certificates supplied beside the evidence (SNP extended report table,
+    /// TPM AK certificate), leaf first. TDX quotes carry their own chain.
+    #[serde(default, with = "b64_list")]
+    pub certificates: Vec<Vec<u8>>,
+}
+
+/// One GPU's attestation report and its device certificate chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuEvidence {
+    pub index: u32,
+    #[serde(with = "b64")]
+    pub report: Vec<u8>,
+    #[serde(default, with = "b64_list")]
+    pub certificates: Vec<Vec<u8>>,
+}
+
+/// Everything the guest proves about itself at enrollment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceBundle {
+    pub version: u32,
+    pub cpu: CpuEvidence,
+    #[serde(default)]
+    pub gpus: Vec<GpuEvidence>,
+}
+
+impl EvidenceBundle {
+    /// The digest of all GPU evidence that the CPU report data binds
+    /// ([`binding::gpu_evidence_digest`] over each GPU's report, in bundle order).
+    pub fn gpu_evidence_digest(&self) -> [u8; 32] {
+        binding::gpu_evidence_digest(self.gpus.iter().map(|g| g.report.as_slice()))
+    }
+
+    /// SHA-256 over the bundle's JSON encoding as produced by [`Self::to_json`];
+    /// this is the "evidence digest" that certificates and run reports name.
+    pub fn digest(&self) -> [u8; 32] {
+        Sha256::digest(self.to_json()).into()
+    }
+
+    /// The bundle's JSON encoding (struct field order, no whitespace).
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing plain structs of integers, enums, strings and byte
+        // vectors to JSON cannot fail.
+        serde_json::to_vec(self).expect("bundle serialization is infallible")
+    }
+}
+
+mod b64 {
+    use base64::{engine::general_purpose::STANDARD, Engine};
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(b))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        STANDARD.decode(s).map_err(D::Error::custom)
+    }
+}
+
+mod b64_list {
+    use base64::{engine::general_purpose::STANDARD, Engine};
+    use serde::{de::Error, ser::SerializeSeq, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(v.len()))?;
+        for b in v {
+            seq.serialize_element(&STANDARD.encode(b))?;
+        }
+        seq.end()
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        let v = Vec::<String>::deserialize(d)?;
+        v.into_iter()
+            .map(|s| STANDARD.decode(s).map_err(D::Error::custom))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trip_and_digest_covers_gpus() {
+        let mut b = EvidenceBundle {
+            version: BUNDLE_VERSION,
+            cpu: CpuEvidence {
+                kind: CpuEvidenceKind::TdxQuote,
+                quote: vec![1, 2, 3],
+                certificates: vec![],
+            },
+            gpus: vec![],
+        };
+        let back: EvidenceBundle = serde_json::from_slice(&b.to_json()).expect("round trip");
+        assert_eq!(back, b);
+        let (d0, g0) = (b.digest(), b.gpu_evidence_digest());
+        b.gpus.push(GpuEvidence {
+            index: 0,
+            report: vec![9],
+            certificates: vec![],
+        });
+        assert_ne!(d0, b.digest());
+        assert_ne!(g0, b.gpu_evidence_digest());
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let j = r#"{"version":1,"cpu":{"kind":"tdx-quote","quote":"AQID"},"extra":1}"#;
+        assert!(serde_json::from_str::<EvidenceBundle>(j).is_err());
+    }
+}
