@@ -291,6 +291,7 @@ pub fn replay(records: &[CelRecord], pcr: u32) -> Result<Sha384Value, CelError> 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

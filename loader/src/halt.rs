@@ -348,6 +348,7 @@ pub fn finish(action: FinalAction) -> ! {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};

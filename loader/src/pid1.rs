@@ -119,6 +119,7 @@ pub fn power_off() -> ! {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -139,6 +139,7 @@ fn serve(root: &Path, provider: &str, quote_fn: &QuoteFn, stop: &AtomicBool) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::tsm::{TsmClient, TsmError, TsmProvider};

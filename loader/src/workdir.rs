@@ -275,6 +275,7 @@ fn wipe_tree(dir: &Path, report: &mut WipeReport, err: &mut Option<WorkDirError>
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::io::Read;
