@@ -1,0 +1,162 @@
+//! The loader's configuration (TOML, part of the measured image).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::halt::{Halt, HaltCode};
+
+/// Which CPU TEE to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TeeChoice {
+    /// The simulated TEE (only when explicitly enabled).
+    Sim,
+    /// Intel TDX.
+    Tdx,
+    /// AMD SEV-SNP.
+    Snp,
+    /// Detect the hardware TEE; never falls back to `sim`.
+    Auto,
+}
+
+/// How the loader's encryption key is obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyMode {
+    /// A fresh key per boot.
+    Ephemeral,
+}
+
+fn default_tsm_root() -> PathBuf {
+    PathBuf::from(crate::tsm::DEFAULT_TSM_ROOT)
+}
+fn default_work_base() -> PathBuf {
+    PathBuf::from("/run")
+}
+fn default_true() -> bool {
+    true
+}
+
+/// Loader configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoaderConfig {
+    /// CA base URL (`https://...`).
+    pub ca_url: String,
+    /// CA root certificate (PEM) path.
+    pub ca_root: PathBuf,
+    /// CPU TEE.
+    pub tee: TeeChoice,
+    /// Must be true for `tee = "sim"`.
+    #[serde(default)]
+    pub allow_simulation: bool,
+    /// configfs-tsm report root.
+    #[serde(default = "default_tsm_root")]
+    pub tsm_root: PathBuf,
+    /// Directory where the order and grants appear.
+    pub order_source_dir: PathBuf,
+    /// How long to wait for the order, in seconds (1..=86400).
+    pub deadline_seconds: u64,
+    /// Where the work area is created.
+    #[serde(default = "default_work_base")]
+    pub work_base: PathBuf,
+    /// Mount a tmpfs for the work area.
+    #[serde(default = "default_true")]
+    pub tmpfs: bool,
+    /// Key mode.
+    pub key_mode: KeyMode,
+    /// Where the run report is written.
+    pub report_out: PathBuf,
+}
+
+impl LoaderConfig {
+    /// Parse and check a TOML configuration; errors are `CONFIG_INVALID` halts.
+    pub fn from_toml(text: &str) -> Result<Self, Halt> {
+        let bad = |d: String| Halt::new(HaltCode::ConfigInvalid, d);
+        let c: LoaderConfig = toml::from_str(text).map_err(|e| bad(e.message().to_owned()))?;
+        if !c.ca_url.starts_with("https://") {
+            return Err(bad("ca_url must be https://".into()));
+        }
+        if !(1..=86_400).contains(&c.deadline_seconds) {
+            return Err(bad("deadline_seconds must be in 1..=86400".into()));
+        }
+        if c.tee == TeeChoice::Sim && !c.allow_simulation {
+            return Err(Halt::new(
+                HaltCode::SimulationNotEnabled,
+                "tee = \"sim\" requires allow_simulation = true",
+            ));
+        }
+        for (name, p) in [
+            ("ca_root", &c.ca_root),
+            ("tsm_root", &c.tsm_root),
+            ("order_source_dir", &c.order_source_dir),
+            ("work_base", &c.work_base),
+            ("report_out", &c.report_out),
+        ] {
+            if !p.is_absolute() {
+                return Err(bad(format!("{name} must be an absolute path")));
+            }
+        }
+        Ok(c)
+    }
+
+    /// Read and parse a configuration file.
+    pub fn load(path: &Path) -> Result<Self, Halt> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Halt::new(HaltCode::ConfigInvalid, format!("{}: {e}", path.display())))?;
+        Self::from_toml(&text)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+ca_url = "https://10.0.2.100:8443"
+ca_root = "/etc/tl/ca.pem"
+tee = "auto"
+order_source_dir = "/run/order"
+deadline_seconds = 600
+key_mode = "ephemeral"
+report_out = "/run/report.json"
+"#;
+
+    #[test]
+    fn good_config_with_defaults() {
+        let c = LoaderConfig::from_toml(GOOD).unwrap();
+        assert_eq!(c.tee, TeeChoice::Auto);
+        assert_eq!(c.tsm_root, PathBuf::from("/sys/kernel/config/tsm/report"));
+        assert!(c.tmpfs);
+        assert_eq!(c.work_base, PathBuf::from("/run"));
+    }
+
+    #[test]
+    fn rejects() {
+        let code = |t: &str| LoaderConfig::from_toml(t).unwrap_err().code();
+        assert_eq!(code(&format!("{GOOD}\nextra = 1")), "CONFIG_INVALID");
+        assert_eq!(code(&GOOD.replace("https://", "http://")), "CONFIG_INVALID");
+        assert_eq!(code(&GOOD.replace("600", "0")), "CONFIG_INVALID");
+        assert_eq!(code(&GOOD.replace("\"auto\"", "\"sgx\"")), "CONFIG_INVALID");
+        assert_eq!(
+            code(&GOOD.replace("\"ephemeral\"", "\"sealed\"")),
+            "CONFIG_INVALID"
+        );
+        assert_eq!(
+            code(&GOOD.replace("\"/run/order\"", "\"order\"")),
+            "CONFIG_INVALID"
+        );
+        assert_eq!(
+            code(&GOOD.replace("\"auto\"", "\"sim\"")),
+            "SIMULATION_NOT_ENABLED"
+        );
+        let sim = format!(
+            "{}\nallow_simulation = true",
+            GOOD.replace("\"auto\"", "\"sim\"")
+        );
+        assert_eq!(LoaderConfig::from_toml(&sim).unwrap().tee, TeeChoice::Sim);
+        assert_eq!(code("not toml ["), "CONFIG_INVALID");
+    }
+}
