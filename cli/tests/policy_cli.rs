@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! `tl keygen` and `tl policy` end to end, through the binary.
 
 use std::path::Path;

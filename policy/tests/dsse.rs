@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 mod common;
 
 use base64::engine::general_purpose::STANDARD as B64;

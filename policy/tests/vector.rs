@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! The test vector of docs/formats/order.md, byte for byte.
 
 use tl_policy::{ReasonCode, SignedOrder, SigningKey};

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
 use tl_evidence::claims::{GpuClaims, SnpClaims, TdxClaims, TpmClaims};
