@@ -20,6 +20,16 @@ pub struct AppraisalContext {
     pub version_floor: Option<u64>,
 }
 
+impl AppraisalContext {
+    /// A context at time `now` (times before 1970 count as 0).
+    pub fn at(now: time::OffsetDateTime, version_floor: Option<u64>) -> Self {
+        AppraisalContext {
+            now_unix: u64::try_from(now.unix_timestamp()).unwrap_or(0),
+            version_floor,
+        }
+    }
+}
+
 fn tee_name(t: TeeKind) -> &'static str {
     match t {
         TeeKind::Tdx => "tdx",

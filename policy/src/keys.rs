@@ -108,8 +108,10 @@ impl FromStr for Algorithm {
 #[non_exhaustive]
 pub enum PublicKey {
     /// 32 raw bytes.
+    #[non_exhaustive]
     Ed25519([u8; 32]),
-    /// 65-byte SEC1 uncompressed point (`0x04 || X || Y`).
+    /// 65-byte SEC1 uncompressed point (`0x04 || X || Y`), checked on the curve.
+    #[non_exhaustive]
     EcdsaP256([u8; 65]),
 }
 

@@ -141,6 +141,10 @@ impl Failure {
             detail: detail.into(),
         }
     }
+    /// The stable code string.
+    pub fn code(&self) -> &'static str {
+        self.code.as_str()
+    }
 }
 
 impl fmt::Display for Failure {
