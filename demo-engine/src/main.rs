@@ -1,6 +1,6 @@
 //! `tl-demo-engine`: the demo's training engine.
 //!
-//! `tl-demo-engine --data A.csv --data B.csv --out DIR [--epochs N]` first writes
+//! `tl-demo-engine --data A.csv --data B.csv --out DIR [--epochs N] [--marker FILE]` first writes
 //! `DIR/engine-started`, then reads the CSVs (header line; numeric feature columns and a 0/1
 //! column named `label`; every dataset has the same columns), holds out the last 20% of each
 //! dataset, standardizes the features with the training rows' mean and deviation, trains a
@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-const USAGE: &str = "usage: tl-demo-engine --data A.csv [--data B.csv ...] --out DIR [--epochs N]
+const USAGE: &str = "usage: tl-demo-engine --data A.csv [--data B.csv ...] --out DIR [--epochs N] [--marker FILE]
        tl-demo-engine --generate-sample lab|clinic";
 const LEARNING_RATE: f64 = 0.5;
 const MAX_EPOCHS: usize = 100_000;
@@ -231,6 +231,7 @@ fn generate_sample(which: &str) -> Option<String> {
 fn run(args: &[String]) -> Result<(), String> {
     let mut data = Vec::new();
     let mut out = None;
+    let mut marker: Option<PathBuf> = None;
     let mut epochs = 300usize;
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -242,6 +243,7 @@ fn run(args: &[String]) -> Result<(), String> {
         match a.as_str() {
             "--data" => data.push(PathBuf::from(val()?)),
             "--out" => out = Some(PathBuf::from(val()?)),
+            "--marker" => marker = Some(PathBuf::from(val()?)),
             "--epochs" => {
                 epochs = val()?
                     .parse()
@@ -269,6 +271,9 @@ fn run(args: &[String]) -> Result<(), String> {
     }
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     std::fs::write(out.join("engine-started"), b"started\n").map_err(|e| format!("marker: {e}"))?;
+    if let Some(m) = &marker {
+        std::fs::write(m, b"started\n").map_err(|e| format!("marker {}: {e}", m.display()))?;
+    }
     let mut datasets = Vec::new();
     for p in &data {
         let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;

@@ -47,8 +47,9 @@ pub enum Event {
         role: String,
         /// SHA-256 of the plaintext, hex.
         sha256: String,
-        /// SHA-384 of the plaintext, hex.
-        sha384: String,
+        /// SHA-384 of the plaintext, hex, when the order pins it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sha384: Option<String>,
     },
     /// The engine was launched with this argv.
     Launch {
@@ -66,12 +67,12 @@ pub enum Event {
 
 impl Event {
     /// Component event from raw digests.
-    pub fn component(name: &str, role: &str, sha256: &[u8; 32], sha384: &[u8; 48]) -> Self {
+    pub fn component(name: &str, role: &str, sha256: &[u8; 32], sha384: Option<&[u8; 48]>) -> Self {
         Event::ComponentMeasured {
             name: name.to_owned(),
             role: role.to_owned(),
             sha256: hex::encode(sha256),
-            sha384: hex::encode(sha384),
+            sha384: sha384.map(hex::encode),
         }
     }
 
@@ -302,7 +303,7 @@ mod tests {
             "engine",
             "engine",
             &[0x22; 32],
-            &[0x33; 48],
+            Some(&[0x33; 48]),
         ));
         log.record(Event::Launch {
             argv: vec!["/bin/engine".into(), "--x".into()],
@@ -379,7 +380,7 @@ mod tests {
             "engine",
             "engine",
             &[0x22; 32],
-            &[0x33; 48],
+            Some(&[0x33; 48]),
         ));
         reordered.record(Event::order_accepted(&[0x11; 32]));
         assert_ne!(reordered.register(), {

@@ -68,13 +68,31 @@ pub struct LoaderConfig {
     pub key_mode: KeyMode,
     /// Where the run report is written.
     pub report_out: PathBuf,
+    /// Where the loader publishes its certificate and encryption key for owners.
+    pub publish_dir: PathBuf,
+    /// Where sealed outputs and their grants are written.
+    pub output_dir: PathBuf,
+    /// Bound on each CA call including retries, in seconds (1..=600).
+    #[serde(default = "default_ca_timeout")]
+    pub ca_timeout_seconds: u64,
+    /// The configuration text as read (its digest goes into the event log).
+    #[serde(skip)]
+    source: String,
+}
+
+fn default_ca_timeout() -> u64 {
+    30
 }
 
 impl LoaderConfig {
     /// Parse and check a TOML configuration; errors are `CONFIG_INVALID` halts.
     pub fn from_toml(text: &str) -> Result<Self, Halt> {
         let bad = |d: String| Halt::new(HaltCode::ConfigInvalid, d);
-        let c: LoaderConfig = toml::from_str(text).map_err(|e| bad(e.message().to_owned()))?;
+        let mut c: LoaderConfig = toml::from_str(text).map_err(|e| bad(e.message().to_owned()))?;
+        c.source = text.to_owned();
+        if !(1..=600).contains(&c.ca_timeout_seconds) {
+            return Err(bad("ca_timeout_seconds must be in 1..=600".into()));
+        }
         if !c.ca_url.starts_with("https://") {
             return Err(bad("ca_url must be https://".into()));
         }
@@ -93,12 +111,19 @@ impl LoaderConfig {
             ("order_source_dir", &c.order_source_dir),
             ("work_base", &c.work_base),
             ("report_out", &c.report_out),
+            ("publish_dir", &c.publish_dir),
+            ("output_dir", &c.output_dir),
         ] {
             if !p.is_absolute() {
                 return Err(bad(format!("{name} must be an absolute path")));
             }
         }
         Ok(c)
+    }
+
+    /// The configuration text this value was parsed from.
+    pub fn source_text(&self) -> &str {
+        &self.source
     }
 
     /// Read and parse a configuration file.
@@ -122,6 +147,8 @@ order_source_dir = "/run/order"
 deadline_seconds = 600
 key_mode = "ephemeral"
 report_out = "/run/report.json"
+publish_dir = "/run/publish"
+output_dir = "/run/outputs"
 "#;
 
     #[test]

@@ -283,6 +283,16 @@ impl HaltContext {
         self.extend = Some(Box::new(f));
     }
 
+    /// Extend `digest` into the hardware runtime register, when an extender is
+    /// set (TDX RTMR3 / TPM PCR); without one the event log's software
+    /// register is the only record.
+    pub fn extend_register(&mut self, digest: &Sha384Value) -> Result<(), String> {
+        match &mut self.extend {
+            Some(f) => f(digest),
+            None => Ok(()),
+        }
+    }
+
     /// Names of registered wipes in registration order.
     pub fn wipe_names(&self) -> Vec<String> {
         self.wipes.iter().map(|(n, _)| n.clone()).collect()

@@ -9,9 +9,12 @@
 //! * [`pid1`]: PID 1 helpers; [`config`]: the loader configuration.
 
 pub mod cel;
+pub mod client;
 pub mod config;
 pub mod halt;
+pub mod keys;
 pub mod pid1;
+pub mod pipeline;
 pub mod sandbox;
 pub mod sim_tsm;
 pub mod tsm;

@@ -52,10 +52,8 @@ fn main() {
             halt(&h, &mut ctx);
         }
         match LoaderConfig::load(std::path::Path::new(PID1_CONFIG)) {
-            Ok(_config) => {
-                eprintln!(
-                    "trusted-loader: configuration accepted; pipeline not wired in this build"
-                );
+            Ok(config) => {
+                run_pipeline(&config, &mut ctx);
                 tl_loader::pid1::power_off()
             }
             Err(h) => halt(&h, &mut ctx),
@@ -67,11 +65,7 @@ fn main() {
         Some(Cmd::Run { config }) => {
             let mut ctx = HaltContext::new(HaltMode::Service);
             match LoaderConfig::load(&config) {
-                Ok(_config) => {
-                    eprintln!(
-                        "trusted-loader: configuration accepted; pipeline not wired in this build"
-                    );
-                }
+                Ok(config) => run_pipeline(&config, &mut ctx),
                 Err(h) => halt(&h, &mut ctx),
             }
         }
@@ -80,5 +74,18 @@ fn main() {
             let _ = Cli::command().print_help();
             std::process::exit(2);
         }
+    }
+}
+
+/// Run the order; any failure goes to the halt path and never returns.
+fn run_pipeline(config: &LoaderConfig, ctx: &mut HaltContext) {
+    let mut progress = |stage: &str, detail: &str| eprintln!("[trusted-loader] {stage:<9} {detail}");
+    match tl_loader::pipeline::run(config, ctx, &mut progress) {
+        Ok(summary) => eprintln!(
+            "[trusted-loader] done      run report {} (log index {})",
+            summary.report_path.display(),
+            summary.inclusion.index
+        ),
+        Err(h) => halt(&h, ctx),
     }
 }

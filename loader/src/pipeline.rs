@@ -1,0 +1,503 @@
+//! The loader's path for one boot and one order (DESIGN "The loader's path").
+//!
+//! Every stage returns `Result<_, Halt>`; [`run`] threads them in order and the
+//! caller sends any `Err` to the one halt path. The launch step is reachable
+//! only after every check before it returned `Ok`: there is no flag, retry or
+//! fallback between a failed check and [`crate::sandbox::launch`].
+//!
+//! Decisions are made by the pure crates (`tl-policy` appraises, `tl-seal`
+//! authenticates and hashes, `tl-evidence` binds); this module moves bytes
+//! between them, the devices and the CA.
+
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::{engine::general_purpose::STANDARD, Engine};
+use tl_ca::report::{ComponentRecord, ExitStatus, OrderRef, OutputRecord, RunReport, Timestamp};
+use tl_ca::server::EnrollRequest;
+use tl_evidence::binding::Binding;
+use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle, BUNDLE_VERSION};
+use tl_policy::{appraise, AppraisalContext, ObservedComponent, SignedOrder, VerifiedOrder};
+use tl_seal::digest::DigestSet;
+use tl_seal::grant::{open_grant, GrantContext, RecipientPublicKey};
+use tl_seal::stream::{open_stream, OpenOptions};
+
+use crate::cel::Event;
+use crate::client::CaClient;
+use crate::config::{LoaderConfig, TeeChoice};
+use crate::halt::{Halt, HaltCode, HaltContext};
+use crate::keys::LoaderKeys;
+use crate::sandbox::{self, EngineExit, LaunchOptions, LaunchSpec};
+use crate::tsm::{TsmClient, TsmProvider};
+use crate::workdir::WorkDir;
+
+/// The provider name the simulated TEE writes into its configfs-tsm-shaped
+/// directory. A loader configured for real TDX expects `tdx_guest` and so
+/// refuses a simulated directory.
+pub const SIM_PROVIDER: &str = "sim_tdx_guest";
+
+/// File names in the order source directory.
+pub mod source {
+    /// The signed order (DSSE envelope).
+    pub const ORDER: &str = "order.dsse.json";
+    /// Sealed components: `components/<name>.sealed`.
+    pub const COMPONENTS: &str = "components";
+    /// Key grants: `grants/<name>.grant`.
+    pub const GRANTS: &str = "grants";
+    /// Written last by whoever places the order: the directory is complete.
+    pub const READY: &str = "READY";
+}
+
+/// File names in the publish directory.
+pub mod publish {
+    /// The loader's certificate chain (PEM).
+    pub const CERTIFICATE: &str = "certificate.pem";
+    /// The loader's encryption public key (`x25519:<base64>`).
+    pub const ENCRYPTION_KEY: &str = "encryption.pub";
+    /// The claims the CA certified (JSON).
+    pub const CLAIMS: &str = "claims.json";
+}
+
+/// What a successful run did.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// The signed run report as submitted.
+    pub report: tl_ca::report::SignedRunReport,
+    /// The CA log's receipt for it.
+    pub inclusion: tl_ca::server::LogInclusion,
+    /// Where the receipt and report were written.
+    pub report_path: PathBuf,
+}
+
+/// One line of progress per stage, for the console.
+pub type Progress<'a> = &'a mut dyn FnMut(&str, &str);
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn io_halt(code: HaltCode, what: &str, path: &Path, e: impl std::fmt::Display) -> Halt {
+    Halt::new(code, format!("{what} {}: {e}", path.display()))
+}
+
+/// Run the whole path. On `Err`, the caller halts with `ctx` (which holds the
+/// wipes this function registered).
+pub fn run(cfg: &LoaderConfig, ctx: &mut HaltContext, progress: Progress) -> Result<RunSummary, Halt> {
+    let started = now_unix();
+    ctx.event_log.record(Event::LoaderStarted {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        config_sha256: hex::encode(tl_ca::sha256(cfg.source_text().as_bytes())),
+    });
+
+    // 1. TEE and keys. Local keys exist before the quote so the quote binds them.
+    let provider = provider_for(cfg)?;
+    progress("tee", &format!("{} via configfs-tsm at {}", provider.as_str(), cfg.tsm_root.display()));
+    let keys = LoaderKeys::ephemeral()?;
+    let (csr_der, spki_der) = keys.csr()?;
+    let enc_pub = keys.encryption_public_raw();
+    progress(
+        "keys",
+        &format!("ephemeral signing key (P-256) and encryption key {}", keys.encryption().public_key().to_text()),
+    );
+
+    // 2. Evidence bound to the CA's nonce and both public keys.
+    let ca_root_pem = fs::read_to_string(&cfg.ca_root)
+        .map_err(|e| io_halt(HaltCode::ConfigInvalid, "reading CA root", &cfg.ca_root, e))?;
+    let ca_root_der = tl_ca::certs::pem_to_certs(&ca_root_pem)
+        .ok()
+        .and_then(|v| v.into_iter().next())
+        .ok_or_else(|| Halt::new(HaltCode::ConfigInvalid, "ca_root holds no certificate"))?;
+    let client = CaClient::new(
+        &cfg.ca_url,
+        &ca_root_der,
+        Duration::from_secs(cfg.ca_timeout_seconds),
+        Duration::from_secs(cfg.ca_timeout_seconds.min(10)),
+    )?;
+    let nonce = client.nonce()?;
+    let nonce_bytes = STANDARD
+        .decode(&nonce.nonce)
+        .map_err(|e| Halt::new(HaltCode::CaResponseInvalid, format!("nonce: {e}")))?;
+    let bundle_gpus = Vec::new();
+    let gpu_digest = tl_evidence::binding::gpu_evidence_digest([]);
+    let report_data = Binding {
+        nonce: &nonce_bytes,
+        signing_public_key: &spki_der,
+        encryption_public_key: &enc_pub,
+        gpu_evidence_digest: gpu_digest,
+    }
+    .report_data();
+    let tsm = TsmClient::new(cfg.tsm_root.clone(), provider);
+    let report = tsm.get_report(&report_data).map_err(Halt::from)?;
+    let bundle = EvidenceBundle {
+        version: BUNDLE_VERSION,
+        cpu: CpuEvidence {
+            kind: CpuEvidenceKind::TdxQuote,
+            quote: report.outblob,
+            certificates: vec![],
+        },
+        gpus: bundle_gpus,
+    };
+    progress(
+        "evidence",
+        &format!(
+            "TDX quote ({} bytes, generation {}) binding nonce, signing key, encryption key and {} GPU report(s)",
+            bundle.cpu.quote.len(),
+            report.generation,
+            bundle.gpus.len()
+        ),
+    );
+
+    // 3. Enrollment: the CA verifies, appraises and certifies.
+    let enrolled = client.enroll(&EnrollRequest {
+        nonce: nonce.nonce.clone(),
+        evidence: bundle.clone(),
+        csr: STANDARD.encode(&csr_der),
+        encryption_public_key: keys.encryption().public_key().to_text(),
+    })?;
+    let leaf = tl_ca::certs::verify_leaf_pem(&enrolled.certificate_pem, &ca_root_der, now_unix())
+        .map_err(|e| Halt::new(HaltCode::CaResponseInvalid, format!("certificate: {e}")))?;
+    if leaf.spki_der != spki_der {
+        return Err(Halt::new(HaltCode::CaResponseInvalid, "certificate names another signing key"));
+    }
+    if leaf.claims.encryption_key_bytes().ok() != Some(enc_pub) {
+        return Err(Halt::new(HaltCode::CaResponseInvalid, "certificate names another encryption key"));
+    }
+    if leaf.claims.evidence_digest != hex::encode(bundle.digest()) {
+        return Err(Halt::new(HaltCode::CaResponseInvalid, "certificate names other evidence"));
+    }
+    let claims = leaf.claims.platform.clone();
+    progress(
+        "enroll",
+        &format!(
+            "certificate issued by the CA (evidence {}, TCB {:?}{})",
+            &leaf.claims.evidence_digest[..16],
+            claims.tcb_status,
+            if claims.simulated { ", SIMULATED TEE" } else { "" }
+        ),
+    );
+    publish_identity(cfg, &enrolled.chain_pem, &keys, &enrolled.claims)?;
+    progress("publish", &format!("certificate and encryption key in {}", cfg.publish_dir.display()));
+
+    // 4. The order: wait, verify signatures, appraise, register with the CA.
+    let order_bytes = wait_for_order(cfg, progress)?;
+    let verified = SignedOrder::verify(&order_bytes).map_err(|e| {
+        let code = match e.code() {
+            "ORDER_BAD_SIGNATURE" | "ORDER_MISSING_SIGNER" | "ORDER_UNKNOWN_SIGNER" => HaltCode::OrderSignature,
+            _ => HaltCode::OrderInvalid,
+        };
+        Halt::new(code, format!("{}: {e}", e.code()))
+    })?;
+    let VerifiedOrder { order, digest } = &verified;
+    let floor = enrolled.order_floors.get(order.family()).copied();
+    let verdict = appraise(order, &claims, &AppraisalContext { now_unix: now_unix(), version_floor: floor });
+    if !verdict.passed() {
+        let codes = verdict.codes();
+        let code = if codes.iter().all(|c| *c == "ORDER_EXPIRED") {
+            HaltCode::OrderExpired
+        } else if codes.iter().all(|c| *c == "ORDER_ROLLBACK") {
+            HaltCode::OrderRollback
+        } else {
+            HaltCode::PlatformMismatch
+        };
+        return Err(Halt::new(code, verdict.to_string()));
+    }
+    let accept = tl_ca::orders::sign_accept(
+        &tl_ca::orders::OrderAccept { family: order.family().to_owned(), version: order.version(), order_digest: *digest },
+        keys.signing(),
+        &enrolled.certificate_pem,
+    )
+    .map_err(|e| Halt::new(HaltCode::OrderInvalid, format!("signing acceptance: {e}")))?;
+    client.accept_order(&accept)?;
+    let digest_ev = ctx.event_log.record(Event::order_accepted(digest));
+    extend(ctx, &digest_ev)?;
+    progress(
+        "order",
+        &format!(
+            "{} v{} (digest {}) signed by {}; platform appraisal passed; accepted by the CA",
+            order.family(),
+            order.version(),
+            &hex::encode(digest)[..16],
+            order.signers().iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    );
+
+    // 5. Components: grant -> stream-decrypt + hash into tmpfs -> compare -> event.
+    let work = Arc::new(Mutex::new(
+        WorkDir::create(&cfg.work_base, cfg.tmpfs).map_err(Halt::from)?,
+    ));
+    {
+        let w = Arc::clone(&work);
+        ctx.register_wipe("work directory", move || {
+            let mut g = w.lock().unwrap_or_else(|p| p.into_inner());
+            g.wipe().map(|_| ()).map_err(|e| e.to_string())
+        });
+    }
+    let (comp_dir, out_dir) = {
+        let g = work.lock().unwrap_or_else(|p| p.into_inner());
+        (g.components(), g.outputs())
+    };
+    let mut records = Vec::new();
+    for c in order.components() {
+        let t = Instant::now();
+        let pinned = c
+            .sha256
+            .as_ref()
+            .map(|h| h.0)
+            .or_else(|| c.tree_sha256.as_ref().map(|h| h.0))
+            .ok_or_else(|| Halt::new(HaltCode::OrderInvalid, format!("component {} pins no 32-byte digest", c.name.as_str())))?;
+        let grant_path = cfg.order_source_dir.join(source::GRANTS).join(format!("{}.grant", c.name.as_str()));
+        let grant = fs::read(&grant_path).map_err(|e| io_halt(HaltCode::GrantInvalid, "reading grant", &grant_path, e))?;
+        let gctx = GrantContext { order_digest: *digest, component_name: c.name.as_str().to_owned(), component_sha256: pinned };
+        let key = open_grant(&grant, keys.encryption(), &gctx)
+            .map_err(|e| Halt::new(HaltCode::GrantInvalid, format!("{} ({}): {e}", c.name.as_str(), e.code())))?;
+        let sealed_path = cfg.order_source_dir.join(source::COMPONENTS).join(format!("{}.sealed", c.name.as_str()));
+        let dest = comp_dir.join(c.mount());
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(|e| io_halt(HaltCode::WorkdirFailed, "creating", parent, e))?;
+        }
+        let summary = {
+            let mut r = BufReader::with_capacity(
+                1 << 20,
+                File::open(&sealed_path).map_err(|e| io_halt(HaltCode::ComponentCorrupt, "opening", &sealed_path, e))?,
+            );
+            let mut w = BufWriter::with_capacity(
+                1 << 20,
+                File::create(&dest).map_err(|e| io_halt(HaltCode::WorkdirFailed, "creating", &dest, e))?,
+            );
+            let set = DigestSet { sha256: true, sha384: c.sha384.is_some(), tree_sha256: c.tree_sha256.is_some() };
+            let s = open_stream(&key, &mut r, &mut w, OpenOptions { digests: set, hash_threads: available_cores() })
+                .map_err(|e| Halt::new(HaltCode::ComponentCorrupt, format!("{} ({}): {e}", c.name.as_str(), e.code())))?;
+            w.flush().map_err(|e| io_halt(HaltCode::WorkdirFailed, "writing", &dest, e))?;
+            s
+        };
+        let sha256 = summary
+            .digests
+            .sha256
+            .ok_or_else(|| Halt::new(HaltCode::ComponentCorrupt, "no SHA-256 computed"))?;
+        order
+            .check_component(&ObservedComponent {
+                name: c.name.as_str().to_owned(),
+                size: summary.plaintext_len,
+                sha256,
+                sha384: summary.digests.sha384,
+                tree_sha256: summary.digests.tree_sha256,
+            })
+            .map_err(|fails| {
+                let text: Vec<String> = fails.iter().map(|f| format!("{}: {}", f.code(), f.detail)).collect();
+                Halt::new(HaltCode::ComponentDigestMismatch, format!("{}: {}", c.name.as_str(), text.join("; ")))
+            })?;
+        let mode = if c.executable { 0o555 } else { 0o444 };
+        fs::set_permissions(&dest, fs::Permissions::from_mode(mode))
+            .map_err(|e| io_halt(HaltCode::WorkdirFailed, "chmod", &dest, e))?;
+        let ev = ctx.event_log.record(Event::component(
+            c.name.as_str(),
+            c.role.as_str(),
+            &sha256,
+            summary.digests.sha384.as_ref(),
+        ));
+        extend(ctx, &ev)?;
+        records.push(ComponentRecord { name: c.name.as_str().to_owned(), sha256, size: summary.plaintext_len });
+        progress(
+            "component",
+            &format!(
+                "{} ({}, {} bytes) decrypted and measured in {} ms: sha256 {} matches the order",
+                c.name.as_str(),
+                c.role.as_str(),
+                summary.plaintext_len,
+                t.elapsed().as_millis(),
+                &hex::encode(sha256)[..16]
+            ),
+        );
+    }
+
+    // 6. Launch. Only reachable when every check above passed.
+    let comp_s = comp_dir.to_string_lossy().into_owned();
+    let out_s = out_dir.to_string_lossy().into_owned();
+    let launch = order.launch();
+    let spec = LaunchSpec {
+        argv: launch.argv_expanded(&comp_s, &out_s),
+        env: launch.env_expanded(&comp_s, &out_s).into_iter().collect(),
+        workdir: PathBuf::from(launch.workdir_expanded(&comp_s, &out_s)),
+        components_dir: comp_dir.clone(),
+        outputs_dir: out_dir.clone(),
+        memory_mb: launch.memory_mb,
+        cpu_seconds: launch.cpu_seconds,
+        timeout: Duration::from_secs(launch.timeout_seconds),
+    };
+    let ev = ctx.event_log.record(Event::Launch { argv: spec.argv.clone() });
+    extend(ctx, &ev)?;
+    progress("launch", &format!("engine as uid 65534 in new PID and mount namespaces: {}", spec.argv.join(" ")));
+    let opts = LaunchOptions::current_exe()
+        .map_err(|e| Halt::new(HaltCode::LaunchFailed, format!("locating the loader binary: {e}")))?;
+    let outcome = sandbox::launch(&spec, &opts)?;
+    for line in outcome.stdout_tail.lines() {
+        progress("engine", line);
+    }
+    let exit_status = match outcome.exit {
+        EngineExit::Exited(n) => ExitStatus::Code(n),
+        EngineExit::Signaled(s) => ExitStatus::Signal(s),
+        EngineExit::TimedOut => ExitStatus::Signal(9),
+    };
+    let outcome = outcome.into_result()?;
+    progress("engine", &format!("exited 0 after {} ms", outcome.wall_ms));
+
+    // 7. Outputs, sealed to the order's recipients; then the wipe.
+    let mut outputs = Vec::new();
+    fs::create_dir_all(&cfg.output_dir).map_err(|e| io_halt(HaltCode::OutputFailed, "creating", &cfg.output_dir, e))?;
+    for o in order.outputs() {
+        let src = out_dir.join(o.path.as_str());
+        let meta = fs::symlink_metadata(&src).map_err(|e| io_halt(HaltCode::OutputFailed, "engine output", &src, e))?;
+        if !meta.is_file() {
+            return Err(Halt::new(HaltCode::OutputFailed, format!("output {} is not a regular file", o.name.as_str())));
+        }
+        if meta.len() > o.max_bytes {
+            return Err(Halt::new(HaltCode::OutputFailed, format!("output {} has {} bytes, over its limit {}", o.name.as_str(), meta.len(), o.max_bytes)));
+        }
+        let mut recipients = Vec::new();
+        for r in &o.recipients {
+            let key_text = order
+                .party(r.as_str())
+                .and_then(|p| p.encryption_key.as_ref())
+                .ok_or_else(|| Halt::new(HaltCode::OutputFailed, format!("recipient {} has no encryption key", r.as_str())))?;
+            recipients.push(
+                RecipientPublicKey::from_text(key_text.as_str())
+                    .map_err(|e| Halt::new(HaltCode::OutputFailed, format!("recipient {}: {e}", r.as_str())))?,
+            );
+        }
+        let sealed_path = cfg.output_dir.join(format!("{}.sealed", o.name.as_str()));
+        let sealed = {
+            let mut r = BufReader::new(File::open(&src).map_err(|e| io_halt(HaltCode::OutputFailed, "opening", &src, e))?);
+            let mut w = BufWriter::new(File::create(&sealed_path).map_err(|e| io_halt(HaltCode::OutputFailed, "creating", &sealed_path, e))?);
+            let s = tl_seal::output::seal_to_recipients(&recipients, *digest, o.name.as_str(), meta.len(), &mut r, &mut w, &mut tl_seal::grant::SystemRng)
+                .map_err(|e| Halt::new(HaltCode::OutputFailed, format!("sealing {}: {e}", o.name.as_str())))?;
+            w.flush().map_err(|e| io_halt(HaltCode::OutputFailed, "writing", &sealed_path, e))?;
+            s
+        };
+        for (party, (_, grant)) in o.recipients.iter().zip(&sealed.grants) {
+            let p = cfg.output_dir.join(format!("{}.{}.grant", o.name.as_str(), party.as_str()));
+            fs::write(&p, grant).map_err(|e| io_halt(HaltCode::OutputFailed, "writing", &p, e))?;
+        }
+        let sealed_bytes = fs::read(&sealed_path).map_err(|e| io_halt(HaltCode::OutputFailed, "reading", &sealed_path, e))?;
+        outputs.push(OutputRecord {
+            name: o.name.as_str().to_owned(),
+            recipients: o.recipients.iter().map(|r| r.as_str().to_owned()).collect(),
+            plaintext_sha256: sealed.context.component_sha256,
+            sealed_sha256: tl_ca::sha256(&sealed_bytes),
+        });
+        progress(
+            "output",
+            &format!("{} sealed to {} ({})", o.name.as_str(), o.recipients.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "), sealed_path.display()),
+        );
+    }
+    let wiped = work
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .wipe()
+        .map_err(Halt::from)?;
+    progress("wipe", &format!("{} plaintext files ({} bytes) zeroed and removed; tmpfs unmounted", wiped.files_zeroed, wiped.bytes_zeroed));
+
+    // 8. The run report, signed by the certified key and logged by the CA.
+    let report = RunReport {
+        loader_version: env!("CARGO_PKG_VERSION").to_owned(),
+        evidence_digest: bundle.digest(),
+        certificate_pem: enrolled.certificate_pem.clone(),
+        order: OrderRef { family: order.family().to_owned(), version: order.version(), digest: *digest },
+        components: records,
+        outputs,
+        started_at: Timestamp(i64::try_from(started).unwrap_or(i64::MAX)),
+        finished_at: Timestamp(i64::try_from(now_unix()).unwrap_or(i64::MAX)),
+        exit_status: Some(exit_status),
+        wipe_done: true,
+        event_log_sha256: tl_ca::sha256(&ctx.event_log.to_json()),
+        halt: None,
+    };
+    let signed = tl_ca::report::sign_report(&report, keys.signing(), &enrolled.chain_pem)
+        .map_err(|e| Halt::new(HaltCode::ReportFailed, format!("signing report: {e}")))?;
+    let inclusion = client.submit_report(&signed)?;
+    let receipt = serde_json::json!({ "signed_report": signed, "log": inclusion, "event_log": serde_json::from_slice::<serde_json::Value>(&ctx.event_log.to_json()).unwrap_or_default() });
+    let text = serde_json::to_vec_pretty(&receipt).map_err(|e| Halt::new(HaltCode::ReportFailed, e))?;
+    if let Some(parent) = cfg.report_out.parent() {
+        fs::create_dir_all(parent).map_err(|e| io_halt(HaltCode::ReportFailed, "creating", parent, e))?;
+    }
+    fs::write(&cfg.report_out, text).map_err(|e| io_halt(HaltCode::ReportFailed, "writing", &cfg.report_out, e))?;
+    progress("report", &format!("signed run report logged at index {} (tree size {}); written to {}", inclusion.index, inclusion.tree_size, cfg.report_out.display()));
+    Ok(RunSummary { report: signed, inclusion, report_path: cfg.report_out.clone() })
+}
+
+fn available_cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+fn extend(ctx: &mut HaltContext, digest: &[u8; 48]) -> Result<(), Halt> {
+    ctx.extend_register(digest)
+        .map_err(|e| Halt::new(HaltCode::EvidenceCollectFailed, format!("runtime register extend: {e}")))
+}
+
+fn provider_for(cfg: &LoaderConfig) -> Result<TsmProvider, Halt> {
+    match cfg.tee {
+        TeeChoice::Sim => {
+            if !cfg.allow_simulation {
+                return Err(Halt::new(HaltCode::SimulationNotEnabled, "tee = \"sim\" without allow_simulation"));
+            }
+            Ok(TsmProvider::Named(SIM_PROVIDER.to_owned()))
+        }
+        TeeChoice::Tdx => Ok(TsmProvider::Tdx),
+        TeeChoice::Snp => Err(Halt::new(HaltCode::TeeUnavailable, "SEV-SNP evidence collection is not in this build")),
+        TeeChoice::Auto => {
+            if Path::new("/dev/tdx_guest").exists() {
+                Ok(TsmProvider::Tdx)
+            } else {
+                Err(Halt::new(HaltCode::TeeUnavailable, "no supported hardware TEE found (no /dev/tdx_guest); the simulated TEE is never chosen automatically"))
+            }
+        }
+    }
+}
+
+fn publish_identity(
+    cfg: &LoaderConfig,
+    chain_pem: &str,
+    keys: &LoaderKeys,
+    claims: &tl_ca::CertClaims,
+) -> Result<(), Halt> {
+    let dir = &cfg.publish_dir;
+    fs::create_dir_all(dir).map_err(|e| io_halt(HaltCode::EnrollRejected, "creating", dir, e))?;
+    let write = |name: &str, data: &[u8]| {
+        let p = dir.join(name);
+        let tmp = dir.join(format!(".{name}.tmp"));
+        fs::write(&tmp, data)
+            .and_then(|_| fs::rename(&tmp, &p))
+            .map_err(|e| io_halt(HaltCode::EnrollRejected, "publishing", &p, e))
+    };
+    write(publish::CLAIMS, &serde_json::to_vec_pretty(claims).map_err(|e| Halt::new(HaltCode::CaResponseInvalid, e))?)?;
+    write(publish::ENCRYPTION_KEY, format!("{}\n", keys.encryption().public_key().to_text()).as_bytes())?;
+    // The certificate last: its presence says the others are there.
+    write(publish::CERTIFICATE, chain_pem.as_bytes())
+}
+
+fn wait_for_order(cfg: &LoaderConfig, progress: Progress) -> Result<Vec<u8>, Halt> {
+    let deadline = Instant::now() + Duration::from_secs(cfg.deadline_seconds);
+    let ready = cfg.order_source_dir.join(source::READY);
+    progress("order", &format!("waiting up to {} s for the order in {}", cfg.deadline_seconds, cfg.order_source_dir.display()));
+    while !ready.exists() {
+        if Instant::now() >= deadline {
+            return Err(Halt::new(
+                HaltCode::OrderUnavailable,
+                format!("no order in {} within {} s", cfg.order_source_dir.display(), cfg.deadline_seconds),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let p = cfg.order_source_dir.join(source::ORDER);
+    let meta = fs::metadata(&p).map_err(|e| io_halt(HaltCode::OrderUnavailable, "reading", &p, e))?;
+    if meta.len() > 1 << 20 {
+        return Err(Halt::new(HaltCode::OrderInvalid, "order envelope larger than 1 MiB"));
+    }
+    fs::read(&p).map_err(|e| io_halt(HaltCode::OrderUnavailable, "reading", &p, e))
+}
