@@ -15,6 +15,8 @@ pub mod log;
 pub mod nonce;
 pub mod orders;
 pub mod report;
+pub mod server;
+pub mod store;
 pub mod verifier;
 
 pub use certs::{verify_leaf, VerifiedLeaf};

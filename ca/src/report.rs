@@ -304,3 +304,12 @@ pub fn verify_signed_report_at_signing_time(
     let at = u64::try_from(report.finished_at.0).map_err(|_| ReportError::Time)?;
     verify_signed_report(signed, ca_root_der, at)
 }
+
+/// The transparency-log leaf of a signed report: the canonical JSON of the
+/// [`SignedRunReport`] as submitted (so anyone holding it can recompute the
+/// leaf and check its inclusion proof).
+pub fn log_leaf(signed: &SignedRunReport) -> Result<Vec<u8>, ReportError> {
+    canonical::to_string(signed)
+        .map(String::into_bytes)
+        .map_err(|e| ReportError::Malformed(e.to_string()))
+}
