@@ -10,6 +10,14 @@
 pub mod binding;
 pub mod bundle;
 pub mod claims;
+pub mod error;
 pub mod hexser;
+pub mod sim;
+pub mod tdx;
+pub mod verify;
+mod x509;
 
 pub use claims::{PlatformClaims, TcbStatus, TeeKind};
+pub use error::EvidenceError;
+pub use sim::{SimMeasurements, SimTee};
+pub use verify::{verify_bundle, TrustAnchors, VerifiedEvidence, VerifyOptions};

@@ -1,0 +1,344 @@
+//! The simulated TEE: TDX quotes in the real binary layout, signed by keys
+//! derived from a 32-byte seed, with a PCK chain that ends at a simulated
+//! root. The real verifier checks them; only the trust anchor differs, and
+//! a verifier trusts that anchor only when its operator configured it
+//! ([`crate::verify::TrustAnchors::simulated_root_der`]).
+//!
+//! Derivation (all HKDF-SHA256, salt `"trusted-loader/sim-tee/v1"`, IKM the
+//! seed, info a label followed by a one-byte counter, starting at 0 and
+//! incremented only if the 32 output bytes are not a valid P-256 scalar):
+//!
+//! | label            | what                                     |
+//! |------------------|------------------------------------------|
+//! | `root-key`       | the root CA's P-256 private scalar         |
+//! | `pck-key`        | the PCK leaf's P-256 private scalar        |
+//! | `attestation-key`| the QE attestation key's P-256 scalar      |
+//! | `root-serial`    | root certificate serial (16 bytes used)    |
+//! | `pck-serial`     | PCK certificate serial (16 bytes used)     |
+//!
+//! Every signature is deterministic ECDSA (RFC 6979), so the same seed gives
+//! the same certificates byte for byte, and the same seed, report data and
+//! measurements give the same quote. Both certificates are valid from
+//! 2024-01-01T00:00:00Z to 2099-01-01T00:00:00Z ([`SIM_NOT_BEFORE_UNIX`],
+//! [`SIM_NOT_AFTER_UNIX`]).
+//!
+//! The simulated platform has no TCB of its own: its claims carry
+//! [`SIMULATED_TCB_STATUS`] (`UpToDate` by construction) and
+//! `simulated = true`.
+
+use aws_lc_rs::hkdf;
+use p256::ecdsa::signature::Signer;
+use p256::ecdsa::{Signature, SigningKey};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
+    RemoteKeyPair, SerialNumber, PKCS_ECDSA_P256_SHA256,
+};
+use sha2::{Digest, Sha256, Sha384};
+
+use crate::claims::TcbStatus;
+use crate::tdx::{ATT_KEY_TYPE_ECDSA_P256, CERT_DATA_PCK_CHAIN, CERT_DATA_QE_REPORT, TEE_TYPE_TDX};
+
+/// Common name of the simulated root; verifiers recognise it to report
+/// `SIMULATED_ROOT_NOT_ALLOWED` when no simulated root is configured.
+pub const SIM_ROOT_CN: &str = "trusted-loader simulated TEE root (NOT FOR PRODUCTION)";
+/// Common name of the simulated PCK leaf.
+pub const SIM_PCK_CN: &str = "trusted-loader simulated TEE PCK certificate (NOT FOR PRODUCTION)";
+/// Start of the simulated certificates' validity (2024-01-01T00:00:00Z).
+pub const SIM_NOT_BEFORE_UNIX: u64 = 1_704_067_200;
+/// End of the simulated certificates' validity (2099-01-01T00:00:00Z).
+pub const SIM_NOT_AFTER_UNIX: u64 = 4_070_908_800;
+/// TCB status of simulated evidence: simulated platform, `UpToDate` by
+/// construction. Claims from simulated evidence also carry `simulated = true`.
+pub const SIMULATED_TCB_STATUS: TcbStatus = TcbStatus::UpToDate;
+/// QE vendor ID written into simulated quotes (Intel's, as in real quotes).
+pub const SIM_QE_VENDOR_ID: [u8; 16] = [
+    0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07,
+];
+
+const HKDF_SALT: &[u8] = b"trusted-loader/sim-tee/v1";
+
+/// What the simulated TD reports. [`Default`] gives fixed demo values:
+/// MRTD = SHA-384("trusted-loader simulated MRTD"), MRSEAM =
+/// SHA-384("trusted-loader simulated MRSEAM"), RTMRs, MRCONFIGID, MROWNER and
+/// MROWNERCONFIG all zero, TDATTRIBUTES = 0x1000_0000 (SEPT_VE_DISABLE, not
+/// debug), XFAM = 0x0006_02e7, TEE_TCB_SVN = 06 01 03 00 ...
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimMeasurements {
+    pub mrtd: [u8; 48],
+    pub rtmr: [[u8; 48]; 4],
+    pub mrconfigid: [u8; 48],
+    pub mrowner: [u8; 48],
+    pub mrownerconfig: [u8; 48],
+    /// TDATTRIBUTES (bit 0 = debug).
+    pub td_attributes: u64,
+    pub xfam: u64,
+    pub tee_tcb_svn: [u8; 16],
+    pub mrseam: [u8; 48],
+}
+
+impl Default for SimMeasurements {
+    fn default() -> Self {
+        let mut tee_tcb_svn = [0u8; 16];
+        tee_tcb_svn[..3].copy_from_slice(&[6, 1, 3]);
+        SimMeasurements {
+            mrtd: Sha384::digest(b"trusted-loader simulated MRTD").into(),
+            rtmr: [[0u8; 48]; 4],
+            mrconfigid: [0u8; 48],
+            mrowner: [0u8; 48],
+            mrownerconfig: [0u8; 48],
+            td_attributes: 0x1000_0000,
+            xfam: 0x0006_02e7,
+            tee_tcb_svn,
+            mrseam: Sha384::digest(b"trusted-loader simulated MRSEAM").into(),
+        }
+    }
+}
+
+/// A simulated TDX platform: root CA, PCK leaf and QE attestation key, all
+/// derived from a seed.
+pub struct SimTee {
+    pck_key: SigningKey,
+    ak_key: SigningKey,
+    root_der: Vec<u8>,
+    root_pem: String,
+    chain_pem: String,
+}
+
+impl core::fmt::Debug for SimTee {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SimTee")
+            .field("root_sha256", &hex::encode(Sha256::digest(&self.root_der)))
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimTee {
+    /// Derive the simulated platform from `seed` (see the module docs).
+    pub fn from_seed(seed: [u8; 32]) -> SimTee {
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, HKDF_SALT).extract(&seed);
+        let root_key = derive_key(&prk, b"root-key");
+        let pck_key = derive_key(&prk, b"pck-key");
+        let ak_key = derive_key(&prk, b"attestation-key");
+
+        let root_kp = rcgen_key(&root_key);
+        let pck_kp = rcgen_key(&pck_key);
+
+        let mut root = base_params(SIM_ROOT_CN, serial(&prk, b"root-serial"));
+        root.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+        root.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        // The parameters are fixed and valid and the key is a P-256 key, so
+        // certificate generation cannot fail.
+        let root_cert = root.self_signed(&root_kp).expect("fixed root parameters");
+
+        let mut pck = base_params(SIM_PCK_CN, serial(&prk, b"pck-serial"));
+        pck.is_ca = IsCa::ExplicitNoCa;
+        pck.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::ContentCommitment,
+        ];
+        pck.use_authority_key_identifier_extension = true;
+        // As above: fixed parameters, P-256 keys.
+        let pck_cert = pck
+            .signed_by(&pck_kp, &root_cert, &root_kp)
+            .expect("fixed PCK parameters");
+
+        let root_pem = root_cert.pem();
+        SimTee {
+            pck_key,
+            ak_key,
+            root_der: root_cert.der().to_vec(),
+            chain_pem: format!("{}{}", pck_cert.pem(), root_pem),
+            root_pem,
+        }
+    }
+
+    /// The simulated root certificate (DER), to configure as
+    /// [`crate::verify::TrustAnchors::simulated_root_der`].
+    pub fn root_certificate_der(&self) -> Vec<u8> {
+        self.root_der.clone()
+    }
+
+    /// The simulated root certificate (PEM).
+    pub fn root_certificate_pem(&self) -> String {
+        self.root_pem.clone()
+    }
+
+    /// The PCK chain carried in quotes: PCK leaf then root, PEM.
+    pub fn pck_chain_pem(&self) -> String {
+        self.chain_pem.clone()
+    }
+
+    /// The simulated TCB status ([`SIMULATED_TCB_STATUS`]).
+    pub fn tcb(&self) -> TcbStatus {
+        SIMULATED_TCB_STATUS
+    }
+
+    /// The QE attestation public key (x || y).
+    pub fn attestation_public_key(&self) -> [u8; 64] {
+        point_xy(&self.ak_key)
+    }
+
+    /// A TDX quote v4 carrying `report_data` and the measurements `m`.
+    pub fn tdx_quote(&self, report_data: &[u8; 64], m: &SimMeasurements) -> Vec<u8> {
+        let mut q = Vec::with_capacity(5000);
+        // Header.
+        q.extend_from_slice(&4u16.to_le_bytes());
+        q.extend_from_slice(&ATT_KEY_TYPE_ECDSA_P256.to_le_bytes());
+        q.extend_from_slice(&TEE_TYPE_TDX.to_le_bytes());
+        q.extend_from_slice(&0u16.to_le_bytes()); // QE SVN
+        q.extend_from_slice(&0u16.to_le_bytes()); // PCE SVN
+        q.extend_from_slice(&SIM_QE_VENDOR_ID);
+        q.extend_from_slice(&[0u8; 20]); // user data
+                                         // TD 1.0 report body.
+        q.extend_from_slice(&m.tee_tcb_svn);
+        q.extend_from_slice(&m.mrseam);
+        q.extend_from_slice(&[0u8; 48]); // MRSIGNERSEAM (Intel module: zero)
+        q.extend_from_slice(&[0u8; 8]); // SEAMATTRIBUTES
+        q.extend_from_slice(&m.td_attributes.to_le_bytes());
+        q.extend_from_slice(&m.xfam.to_le_bytes());
+        q.extend_from_slice(&m.mrtd);
+        q.extend_from_slice(&m.mrconfigid);
+        q.extend_from_slice(&m.mrowner);
+        q.extend_from_slice(&m.mrownerconfig);
+        for r in &m.rtmr {
+            q.extend_from_slice(r);
+        }
+        q.extend_from_slice(report_data);
+
+        let quote_sig: Signature = self.ak_key.sign(&q);
+        let ak = self.attestation_public_key();
+        let qe_auth: Vec<u8> = (0u8..32).collect();
+        let qe_report = self.qe_report(&ak, &qe_auth);
+        let qe_sig: Signature = self.pck_key.sign(&qe_report);
+
+        let chain = self.chain_pem.as_bytes();
+        let mut cert = Vec::with_capacity(1024 + chain.len());
+        cert.extend_from_slice(&qe_report);
+        cert.extend_from_slice(&qe_sig.to_bytes());
+        cert.extend_from_slice(&len16(qe_auth.len()).to_le_bytes());
+        cert.extend_from_slice(&qe_auth);
+        cert.extend_from_slice(&CERT_DATA_PCK_CHAIN.to_le_bytes());
+        cert.extend_from_slice(&len32(chain.len()).to_le_bytes());
+        cert.extend_from_slice(chain);
+
+        let mut sig = Vec::with_capacity(134 + cert.len());
+        sig.extend_from_slice(&quote_sig.to_bytes());
+        sig.extend_from_slice(&ak);
+        sig.extend_from_slice(&CERT_DATA_QE_REPORT.to_le_bytes());
+        sig.extend_from_slice(&len32(cert.len()).to_le_bytes());
+        sig.extend_from_slice(&cert);
+
+        q.extend_from_slice(&len32(sig.len()).to_le_bytes());
+        q.extend_from_slice(&sig);
+        q
+    }
+
+    /// The simulated QE's SGX report body, binding the attestation key.
+    fn qe_report(&self, ak: &[u8; 64], qe_auth: &[u8]) -> [u8; 384] {
+        let mut r = [0u8; 384];
+        // ATTRIBUTES at 48: INIT | MODE64BIT | PROVISIONKEY, XFRM 0xe7.
+        r[48] = 0x15;
+        r[56] = 0xe7;
+        r[64..96].copy_from_slice(&Sha256::digest(b"trusted-loader simulated QE"));
+        r[128..160].copy_from_slice(&Sha256::digest(b"trusted-loader simulated QE signer"));
+        r[256..258].copy_from_slice(&2u16.to_le_bytes()); // ISVPRODID (TD QE)
+        let mut h = Sha256::new();
+        h.update(ak);
+        h.update(qe_auth);
+        r[320..352].copy_from_slice(&h.finalize());
+        r
+    }
+}
+
+fn len16(n: usize) -> u16 {
+    // Only called on the fixed 32-byte QE auth data.
+    u16::try_from(n).expect("QE auth data is 32 bytes")
+}
+
+fn len32(n: usize) -> u32 {
+    // Only called on sizes of a few KiB built above.
+    u32::try_from(n).expect("simulated quote parts are a few KiB")
+}
+
+fn derive_key(prk: &hkdf::Prk, label: &[u8]) -> SigningKey {
+    for counter in 0u8..=255 {
+        let bytes = okm32(prk, label, counter);
+        if let Ok(k) = SigningKey::from_bytes(&bytes.into()) {
+            return k;
+        }
+    }
+    // 256 consecutive HKDF outputs outside [1, n-1] has probability below
+    // 2^-8000; treat it as impossible.
+    unreachable!("no valid P-256 scalar in 256 HKDF outputs")
+}
+
+fn okm32(prk: &hkdf::Prk, label: &[u8], counter: u8) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let info = [label, &[counter][..]];
+    // 32 bytes is far below HKDF-SHA256's 8160-byte output limit.
+    prk.expand(&info, hkdf::HKDF_SHA256)
+        .and_then(|okm| okm.fill(&mut out))
+        .expect("HKDF output of 32 bytes");
+    out
+}
+
+fn serial(prk: &hkdf::Prk, label: &[u8]) -> SerialNumber {
+    let mut s = okm32(prk, label, 0);
+    // Positive and non-zero, 16 bytes.
+    s[0] = (s[0] & 0x7f) | 0x40;
+    SerialNumber::from_slice(&s[..16])
+}
+
+fn base_params(cn: &str, serial: SerialNumber) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    p.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    p.not_after = rcgen::date_time_ymd(2099, 1, 1);
+    p.serial_number = Some(serial);
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "trusted-loader");
+    dn.push(DnType::CommonName, cn);
+    p.distinguished_name = dn;
+    p
+}
+
+fn point_xy(k: &SigningKey) -> [u8; 64] {
+    let p = k.verifying_key().to_encoded_point(false);
+    let mut out = [0u8; 64];
+    // An uncompressed P-256 point is 0x04 || x (32) || y (32).
+    out.copy_from_slice(&p.as_bytes()[1..65]);
+    out
+}
+
+/// An rcgen signer backed by a deterministic (RFC 6979) P-256 key.
+struct DetP256 {
+    key: SigningKey,
+    public: Vec<u8>,
+}
+
+impl RemoteKeyPair for DetP256 {
+    fn public_key(&self) -> &[u8] {
+        &self.public
+    }
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        let sig: Signature = self.key.sign(msg);
+        Ok(sig.to_der().as_bytes().to_vec())
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &PKCS_ECDSA_P256_SHA256
+    }
+}
+
+fn rcgen_key(k: &SigningKey) -> KeyPair {
+    let public = k
+        .verifying_key()
+        .to_encoded_point(false)
+        .as_bytes()
+        .to_vec();
+    // from_remote only records the signer; it cannot fail for an ECDSA
+    // P-256 algorithm.
+    KeyPair::from_remote(Box::new(DetP256 {
+        key: k.clone(),
+        public,
+    }))
+    .expect("remote P-256 key pair")
+}

@@ -1,0 +1,281 @@
+//! The simulated TEE's quotes through the real verifier.
+
+use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle, BUNDLE_VERSION};
+use tl_evidence::claims::{TcbStatus, TeeKind};
+use tl_evidence::sim::{SimMeasurements, SimTee, SIM_NOT_AFTER_UNIX, SIM_NOT_BEFORE_UNIX};
+use tl_evidence::tdx::{Quote, HEADER_LEN, TD10_BODY_LEN};
+use tl_evidence::verify::{verify_bundle, TrustAnchors, VerifyOptions};
+
+const SEED: [u8; 32] = [7u8; 32];
+const NOW: u64 = 1_760_000_000; // 2025-10-09
+
+fn bundle(quote: Vec<u8>) -> EvidenceBundle {
+    EvidenceBundle {
+        version: BUNDLE_VERSION,
+        cpu: CpuEvidence {
+            kind: CpuEvidenceKind::TdxQuote,
+            quote,
+            certificates: vec![],
+        },
+        gpus: vec![],
+    }
+}
+
+fn sim_opts(sim: &SimTee) -> VerifyOptions {
+    VerifyOptions::new(NOW, TrustAnchors::simulated(sim.root_certificate_der()))
+}
+
+fn code(sim: &SimTee, quote: Vec<u8>) -> &'static str {
+    match verify_bundle(&bundle(quote), &sim_opts(sim)) {
+        Ok(_) => "OK",
+        Err(e) => e.code(),
+    }
+}
+
+#[test]
+fn sim_quote_verifies_with_simulated_root() {
+    let sim = SimTee::from_seed(SEED);
+    let rd = [0x5au8; 64];
+    let mut m = SimMeasurements::default();
+    m.rtmr[3] = [3u8; 48];
+    let v = verify_bundle(&bundle(sim.tdx_quote(&rd, &m)), &sim_opts(&sim)).expect("verifies");
+    let c = &v.claims;
+    assert_eq!(c.tee, TeeKind::Tdx);
+    assert!(c.simulated);
+    assert!(!c.debug);
+    assert_eq!(c.tcb_status, TcbStatus::UpToDate);
+    assert_eq!(sim.tcb(), TcbStatus::UpToDate);
+    assert_eq!(c.report_data, rd);
+    let t = c.tdx.as_ref().expect("tdx claims");
+    assert_eq!(t.mrtd, m.mrtd);
+    assert_eq!(t.rtmr, m.rtmr.to_vec());
+    assert_eq!(t.td_attributes, m.td_attributes);
+    assert_eq!(t.xfam, m.xfam);
+    assert_eq!(t.tee_tcb_svn, m.tee_tcb_svn);
+    assert_eq!(t.mrservicetd, None);
+    assert_eq!(v.pck, None);
+}
+
+#[test]
+fn debug_attribute_is_reported() {
+    let sim = SimTee::from_seed(SEED);
+    let m = SimMeasurements {
+        td_attributes: 1,
+        ..Default::default()
+    };
+    let v = verify_bundle(&bundle(sim.tdx_quote(&[0; 64], &m)), &sim_opts(&sim)).expect("ok");
+    assert!(v.claims.debug);
+}
+
+#[test]
+fn simulated_root_needs_explicit_anchor() {
+    let sim = SimTee::from_seed(SEED);
+    let b = bundle(sim.tdx_quote(&[0; 64], &SimMeasurements::default()));
+    let intel = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/testdata/tdx/dcap-qvl/TrustedRootCA.der"
+    ))
+    .expect("test data present");
+    let e = verify_bundle(&b, &VerifyOptions::new(NOW, TrustAnchors::intel(intel)))
+        .expect_err("must be rejected");
+    assert_eq!(e.code(), "SIMULATED_ROOT_NOT_ALLOWED");
+    let e = verify_bundle(&b, &VerifyOptions::new(NOW, TrustAnchors::default()))
+        .expect_err("must be rejected");
+    assert_eq!(e.code(), "EVIDENCE_NO_TRUST_ANCHOR");
+}
+
+#[test]
+fn other_seed_is_untrusted() {
+    let sim = SimTee::from_seed(SEED);
+    let other = SimTee::from_seed([8u8; 32]);
+    let q = other.tdx_quote(&[0; 64], &SimMeasurements::default());
+    assert_eq!(code(&sim, q), "CERT_UNTRUSTED_ROOT");
+}
+
+#[test]
+fn derivation_is_deterministic() {
+    let a = SimTee::from_seed(SEED);
+    let b = SimTee::from_seed(SEED);
+    assert_eq!(a.root_certificate_der(), b.root_certificate_der());
+    assert_eq!(a.root_certificate_pem(), b.root_certificate_pem());
+    let m = SimMeasurements::default();
+    assert_eq!(a.tdx_quote(&[1; 64], &m), b.tdx_quote(&[1; 64], &m));
+    assert_ne!(
+        a.root_certificate_der(),
+        SimTee::from_seed([8u8; 32]).root_certificate_der()
+    );
+}
+
+#[test]
+fn validity_window_is_enforced() {
+    let sim = SimTee::from_seed(SEED);
+    let b = bundle(sim.tdx_quote(&[0; 64], &SimMeasurements::default()));
+    let at = |t| {
+        verify_bundle(
+            &b,
+            &VerifyOptions::new(t, TrustAnchors::simulated(sim.root_certificate_der())),
+        )
+        .map(|_| ())
+        .map_err(|e| e.code())
+    };
+    assert_eq!(at(SIM_NOT_BEFORE_UNIX), Ok(()));
+    assert_eq!(at(SIM_NOT_AFTER_UNIX), Ok(()));
+    assert_eq!(at(SIM_NOT_BEFORE_UNIX - 1), Err("CERT_NOT_YET_VALID"));
+    assert_eq!(at(SIM_NOT_AFTER_UNIX + 1), Err("CERT_EXPIRED"));
+}
+
+#[test]
+fn every_signed_byte_is_covered() {
+    let sim = SimTee::from_seed(SEED);
+    let q = sim.tdx_quote(&[9; 64], &SimMeasurements::default());
+    for i in 0..HEADER_LEN + TD10_BODY_LEN {
+        let mut t = q.clone();
+        t[i] ^= 0x01;
+        let c = code(&sim, t);
+        let expect: &[&str] = match i {
+            // version, attestation key type, TEE type
+            0..=7 => &["EVIDENCE_UNSUPPORTED", "EVIDENCE_MALFORMED"],
+            _ => &["TDX_QUOTE_SIGNATURE"],
+        };
+        assert!(expect.contains(&c), "byte {i}: {c}");
+    }
+}
+
+/// Offsets inside a simulated quote's signature data.
+struct Layout {
+    quote_sig: usize,
+    ak: usize,
+    qe_report: usize,
+    qe_sig: usize,
+    qe_auth: usize,
+    pem: usize,
+    pem_len: usize,
+}
+
+fn layout(q: &[u8]) -> Layout {
+    let parsed = Quote::parse(q).expect("parses");
+    let quote_sig = HEADER_LEN + TD10_BODY_LEN + 4;
+    let ak = quote_sig + 64;
+    let qe_report = ak + 64 + 6;
+    let qe_sig = qe_report + 384;
+    let qe_auth = qe_sig + 64 + 2;
+    let pem = qe_auth + parsed.qe_auth_data.len() + 6;
+    assert_eq!(&q[pem..], &parsed.pck_chain_pem[..]);
+    Layout {
+        quote_sig,
+        ak,
+        qe_report,
+        qe_sig,
+        qe_auth,
+        pem,
+        pem_len: parsed.pck_chain_pem.len(),
+    }
+}
+
+#[test]
+fn signature_data_tampering_is_rejected_with_its_code() {
+    let sim = SimTee::from_seed(SEED);
+    let q = sim.tdx_quote(&[9; 64], &SimMeasurements::default());
+    let l = layout(&q);
+    let flip = |i: usize| {
+        let mut t = q.clone();
+        t[i] ^= 0x01;
+        code(&sim, t)
+    };
+    for i in l.quote_sig..l.quote_sig + 64 {
+        assert_eq!(flip(i), "TDX_QUOTE_SIGNATURE", "quote signature byte {i}");
+    }
+    for i in l.ak..l.ak + 64 {
+        assert_eq!(flip(i), "TDX_QE_BINDING", "attestation key byte {i}");
+    }
+    for i in l.qe_report..l.qe_report + 384 {
+        assert_eq!(flip(i), "TDX_QE_REPORT_SIGNATURE", "QE report byte {i}");
+    }
+    for i in l.qe_sig..l.qe_sig + 64 {
+        assert_eq!(flip(i), "TDX_QE_REPORT_SIGNATURE", "QE signature byte {i}");
+    }
+    for i in l.qe_auth..l.qe_auth + 32 {
+        assert_eq!(flip(i), "TDX_QE_BINDING", "QE auth data byte {i}");
+    }
+    let chain_codes = [
+        "EVIDENCE_MALFORMED",
+        "TDX_PCK_CHAIN",
+        "CERT_UNTRUSTED_ROOT",
+        "CERT_EXPIRED",
+        "CERT_NOT_YET_VALID",
+    ];
+    for i in (l.pem..l.pem + l.pem_len).step_by(7) {
+        let c = flip(i);
+        assert!(chain_codes.contains(&c), "PEM byte {i}: {c}");
+    }
+    // Every length field and structure byte between the parts.
+    for i in [
+        l.quote_sig - 4,
+        l.quote_sig - 1,
+        l.ak + 64,
+        l.ak + 66,
+        l.qe_auth - 2,
+        l.pem - 6,
+        l.pem - 4,
+    ] {
+        assert_ne!(flip(i), "OK", "structure byte {i}");
+    }
+}
+
+#[test]
+fn truncated_and_extended_sim_quotes() {
+    let sim = SimTee::from_seed(SEED);
+    let q = sim.tdx_quote(&[9; 64], &SimMeasurements::default());
+    for n in 0..q.len() {
+        assert_eq!(code(&sim, q[..n].to_vec()), "EVIDENCE_MALFORMED", "len {n}");
+    }
+    let mut ext = q.clone();
+    ext.extend_from_slice(&[0u8; 70]);
+    assert_eq!(
+        code(&sim, ext),
+        "OK",
+        "trailing bytes are not signed and are ignored"
+    );
+}
+
+#[test]
+fn gpu_evidence_is_not_passed_unchecked() {
+    let sim = SimTee::from_seed(SEED);
+    let mut b = bundle(sim.tdx_quote(&[0; 64], &SimMeasurements::default()));
+    b.gpus.push(tl_evidence::bundle::GpuEvidence {
+        index: 0,
+        report: vec![1],
+        certificates: vec![],
+    });
+    assert_eq!(
+        verify_bundle(&b, &sim_opts(&sim))
+            .expect_err("must be rejected")
+            .code(),
+        "EVIDENCE_UNSUPPORTED"
+    );
+}
+
+#[test]
+fn binding_check() {
+    use tl_evidence::binding::{gpu_evidence_digest, Binding};
+    let sim = SimTee::from_seed(SEED);
+    let binding = Binding {
+        nonce: b"nonce",
+        signing_public_key: b"spki",
+        encryption_public_key: b"hpke",
+        gpu_evidence_digest: gpu_evidence_digest([]),
+    };
+    let q = sim.tdx_quote(&binding.report_data(), &SimMeasurements::default());
+    let v = verify_bundle(&bundle(q), &sim_opts(&sim)).expect("verifies");
+    v.check_binding(&binding).expect("binding matches");
+    let other = Binding {
+        nonce: b"other",
+        ..binding
+    };
+    assert_eq!(
+        v.check_binding(&other)
+            .expect_err("must be rejected")
+            .code(),
+        "EVIDENCE_BINDING_MISMATCH"
+    );
+}
