@@ -87,8 +87,8 @@ impl CertClaims {
         if der.len() > MAX_CLAIMS_LEN {
             return Err(ClaimsError::TooLarge);
         }
-        let bytes = yasna::parse_der(der, |r| r.read_bytes())
-            .map_err(|_| ClaimsError::NotOctetString)?;
+        let bytes =
+            yasna::parse_der(der, |r| r.read_bytes()).map_err(|_| ClaimsError::NotOctetString)?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|e| canonical::CanonicalError::Parse(e.to_string()))?;
         let claims: CertClaims = canonical::from_str(text)?;
@@ -108,11 +108,15 @@ impl CertClaims {
 /// Parses `"x25519:<standard base64 of 32 bytes>"`.
 pub fn parse_x25519_text(s: &str) -> Result<[u8; 32], ClaimsError> {
     use base64::{engine::general_purpose::STANDARD, Engine};
-    let b64 = s.strip_prefix("x25519:").ok_or(ClaimsError::EncryptionKey)?;
+    let b64 = s
+        .strip_prefix("x25519:")
+        .ok_or(ClaimsError::EncryptionKey)?;
     if b64.len() > 64 {
         return Err(ClaimsError::EncryptionKey);
     }
-    let raw = STANDARD.decode(b64).map_err(|_| ClaimsError::EncryptionKey)?;
+    let raw = STANDARD
+        .decode(b64)
+        .map_err(|_| ClaimsError::EncryptionKey)?;
     <[u8; 32]>::try_from(raw.as_slice()).map_err(|_| ClaimsError::EncryptionKey)
 }
 

@@ -82,11 +82,7 @@ impl IssuancePolicy {
 
     /// A one-line description written into certificates.
     pub fn describe(&self) -> String {
-        let tcb: Vec<String> = self
-            .accepted_tcb
-            .iter()
-            .map(|t| format!("{t:?}"))
-            .collect();
+        let tcb: Vec<String> = self.accepted_tcb.iter().map(|t| format!("{t:?}")).collect();
         format!(
             "tl-ca/v1 debug=forbidden simulated={} tcb={}",
             if self.allow_simulated {
@@ -148,7 +144,10 @@ mod tests {
         c.debug = false;
         c.gpus.clear();
         assert_eq!(allow.appraise(&c), Ok(()));
-        assert_eq!(parse_tcb_status("SWHardeningNeeded"), Some(TcbStatus::SWHardeningNeeded));
+        assert_eq!(
+            parse_tcb_status("SWHardeningNeeded"),
+            Some(TcbStatus::SWHardeningNeeded)
+        );
         assert_eq!(parse_tcb_status("nope"), None);
     }
 }

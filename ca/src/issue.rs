@@ -198,14 +198,14 @@ impl CaKey {
         if point != key.public_key().as_ref() {
             return Err(IssueError::CaKey("root does not certify this key".into()));
         }
-        let root_key_id = root
-            .tbs_certificate
-            .extensions()
-            .iter()
-            .find_map(|e| match e.parsed_extension() {
-                ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
-                _ => None,
-            });
+        let root_key_id =
+            root.tbs_certificate
+                .extensions()
+                .iter()
+                .find_map(|e| match e.parsed_extension() {
+                    ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
+                    _ => None,
+                });
         Ok(Self {
             root_subject_der: root.tbs_certificate.subject.as_raw().to_vec(),
             key,
@@ -292,8 +292,7 @@ impl CaKey {
         };
         let tbs = yasna::construct_der(|w| {
             w.write_sequence(|w| {
-                w.next()
-                    .write_tagged(Tag::context(0), |w| w.write_u8(2));
+                w.next().write_tagged(Tag::context(0), |w| w.write_u8(2));
                 w.next().write_bigint_bytes(&serial, true);
                 write_ecdsa_sha256(w.next());
                 w.next().write_der(&self.root_subject_der);
@@ -304,7 +303,8 @@ impl CaKey {
                 w.next().write_sequence(|w| {
                     w.next().write_set(|w| {
                         w.next().write_sequence(|w| {
-                            w.next().write_oid(&ObjectIdentifier::from_slice(&[2, 5, 4, 3]));
+                            w.next()
+                                .write_oid(&ObjectIdentifier::from_slice(&[2, 5, 4, 3]));
                             w.next().write_utf8_string(&cn);
                         });
                     });
@@ -313,34 +313,53 @@ impl CaKey {
                 w.next().write_tagged(Tag::context(3), |w| {
                     w.write_sequence(|w| {
                         // basicConstraints, critical, cA FALSE (the default, so empty).
-                        ext(w.next(), &[2, 5, 29, 19], true, &yasna::construct_der(|w| {
-                            w.write_sequence(|_| {})
-                        }));
+                        ext(
+                            w.next(),
+                            &[2, 5, 29, 19],
+                            true,
+                            &yasna::construct_der(|w| w.write_sequence(|_| {})),
+                        );
                         // keyUsage, critical, digitalSignature.
-                        ext(w.next(), &[2, 5, 29, 15], true, &yasna::construct_der(|w| {
-                            w.write_bitvec_bytes(&[0x80], 1)
-                        }));
+                        ext(
+                            w.next(),
+                            &[2, 5, 29, 15],
+                            true,
+                            &yasna::construct_der(|w| w.write_bitvec_bytes(&[0x80], 1)),
+                        );
                         // extKeyUsage clientAuth.
-                        ext(w.next(), &[2, 5, 29, 37], false, &yasna::construct_der(|w| {
-                            w.write_sequence(|w| {
-                                w.next().write_oid(&ObjectIdentifier::from_slice(&[
-                                    1, 3, 6, 1, 5, 5, 7, 3, 2,
-                                ]))
-                            })
-                        }));
+                        ext(
+                            w.next(),
+                            &[2, 5, 29, 37],
+                            false,
+                            &yasna::construct_der(|w| {
+                                w.write_sequence(|w| {
+                                    w.next().write_oid(&ObjectIdentifier::from_slice(&[
+                                        1, 3, 6, 1, 5, 5, 7, 3, 2,
+                                    ]))
+                                })
+                            }),
+                        );
                         // subjectKeyIdentifier.
-                        ext(w.next(), &[2, 5, 29, 14], false, &yasna::construct_der(|w| {
-                            w.write_bytes(&ski)
-                        }));
+                        ext(
+                            w.next(),
+                            &[2, 5, 29, 14],
+                            false,
+                            &yasna::construct_der(|w| w.write_bytes(&ski)),
+                        );
                         if let Some(kid) = &self.root_key_id {
                             // authorityKeyIdentifier [0] keyIdentifier.
-                            ext(w.next(), &[2, 5, 29, 35], false, &yasna::construct_der(|w| {
-                                w.write_sequence(|w| {
-                                    w.next().write_tagged_implicit(Tag::context(0), |w| {
-                                        w.write_bytes(kid)
+                            ext(
+                                w.next(),
+                                &[2, 5, 29, 35],
+                                false,
+                                &yasna::construct_der(|w| {
+                                    w.write_sequence(|w| {
+                                        w.next().write_tagged_implicit(Tag::context(0), |w| {
+                                            w.write_bytes(kid)
+                                        })
                                     })
-                                })
-                            }));
+                                }),
+                            );
                         }
                         // The claims extension, non-critical (DEFAULT FALSE is omitted).
                         w.next().write_sequence(|w| {

@@ -21,7 +21,7 @@ pub mod verifier;
 
 pub use certs::{verify_leaf, VerifiedLeaf};
 pub use claims_ext::CertClaims;
-pub use verifier::{EvidenceVerifier, Rejection};
+pub use verifier::{EvidenceVerifier, Rejection, SimAwareVerifier};
 
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {

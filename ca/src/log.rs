@@ -211,10 +211,7 @@ impl MerkleTree {
     /// The root of the first `size` leaves.
     pub fn root_at(&self, size: u64) -> Result<Hash, LogError> {
         let n = usize::try_from(size).map_err(|_| LogError::SizeOutOfRange(size))?;
-        let leaves = self
-            .leaves
-            .get(..n)
-            .ok_or(LogError::SizeOutOfRange(size))?;
+        let leaves = self.leaves.get(..n).ok_or(LogError::SizeOutOfRange(size))?;
         Ok(root_of(leaves))
     }
 
@@ -226,10 +223,7 @@ impl MerkleTree {
     /// The inclusion proof of `index` in the tree of the first `size` leaves.
     pub fn proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LogError> {
         let n = usize::try_from(size).map_err(|_| LogError::SizeOutOfRange(size))?;
-        let leaves = self
-            .leaves
-            .get(..n)
-            .ok_or(LogError::SizeOutOfRange(size))?;
+        let leaves = self.leaves.get(..n).ok_or(LogError::SizeOutOfRange(size))?;
         if index >= size {
             return Err(LogError::IndexOutOfRange {
                 index,

@@ -45,7 +45,8 @@ impl Timestamp {
     /// The RFC 3339 text.
     pub fn to_rfc3339(self) -> Option<String> {
         let t = time::OffsetDateTime::from_unix_timestamp(self.0).ok()?;
-        t.format(&time::format_description::well_known::Rfc3339).ok()
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
     }
 
     /// Parses RFC 3339 text (any offset; fractions are dropped).

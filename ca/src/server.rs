@@ -207,9 +207,14 @@ impl ServerHandle {
 }
 
 /// Starts the CA on `listener` in the current runtime and returns at once.
-pub async fn start(config: ServerConfig, listener: TcpListener) -> Result<ServerHandle, ServeError> {
+pub async fn start(
+    config: ServerConfig,
+    listener: TcpListener,
+) -> Result<ServerHandle, ServeError> {
     install_crypto_provider();
-    let now = config.clock.now_unix();
+    // The TLS certificate is checked by peers against their own clocks, so it
+    // is issued at the system time, whatever clock the protocol logic uses.
+    let now = SystemClock.now_unix();
     let dir = config.dir.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&dir, now))
         .await
@@ -235,7 +240,10 @@ pub async fn start(config: ServerConfig, listener: TcpListener) -> Result<Server
     let state = Arc::new(AppState {
         root_pem: der_to_pem("CERTIFICATE", &ca_root_der),
         store,
-        nonces: Mutex::new(NonceStore::new(config.nonce_ttl_secs, config.nonce_capacity)),
+        nonces: Mutex::new(NonceStore::new(
+            config.nonce_ttl_secs,
+            config.nonce_capacity,
+        )),
         verifier: config.verifier,
         policy_text: config.policy.describe(),
         policy: config.policy,
@@ -325,7 +333,9 @@ fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .route("/v1/log/sth", get(sth))
         .route("/v1/log/proof/{index}", get(proof))
         .route("/v1/ca", get(ca))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint") })
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")
+        })
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
@@ -356,7 +366,11 @@ impl ApiError {
     }
     fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "CA_INTERNAL", "internal error")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "CA_INTERNAL",
+            "internal error",
+        )
     }
 }
 
@@ -376,7 +390,11 @@ fn parse_body<T: serde::de::DeserializeOwned>(
 ) -> Result<T, ApiError> {
     let bytes = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "BODY_TOO_LARGE", r.body_text())
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "BODY_TOO_LARGE",
+                r.body_text(),
+            )
         } else {
             ApiError::new(r.status(), "BODY_UNREADABLE", r.body_text())
         }

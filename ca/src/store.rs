@@ -101,8 +101,18 @@ pub fn init(dir: &Path, now_unix: u64) -> Result<InitInfo, StoreError> {
     }
     let (pkcs8, root) = issue::generate_root(now_unix)?;
     let ca = CaKey::from_pkcs8_and_root(&pkcs8, &root)?;
-    write_atomic(dir, CA_ROOT_FILE, der_to_pem("CERTIFICATE", &root).as_bytes(), 0o644)?;
-    write_atomic(dir, CA_KEY_FILE, der_to_pem("PRIVATE KEY", &pkcs8).as_bytes(), 0o600)?;
+    write_atomic(
+        dir,
+        CA_ROOT_FILE,
+        der_to_pem("CERTIFICATE", &root).as_bytes(),
+        0o644,
+    )?;
+    write_atomic(
+        dir,
+        CA_KEY_FILE,
+        der_to_pem("PRIVATE KEY", &pkcs8).as_bytes(),
+        0o600,
+    )?;
     write_tls(dir, &ca, now_unix)?;
     Ok(InitInfo {
         dir: dir.to_path_buf(),
@@ -113,8 +123,18 @@ pub fn init(dir: &Path, now_unix: u64) -> Result<InitInfo, StoreError> {
 
 fn write_tls(dir: &Path, ca: &CaKey, now_unix: u64) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
     let (key, cert) = ca.issue_tls_server(now_unix)?;
-    write_atomic(dir, TLS_KEY_FILE, der_to_pem("PRIVATE KEY", &key).as_bytes(), 0o600)?;
-    write_atomic(dir, TLS_CERT_FILE, der_to_pem("CERTIFICATE", &cert).as_bytes(), 0o644)?;
+    write_atomic(
+        dir,
+        TLS_KEY_FILE,
+        der_to_pem("PRIVATE KEY", &key).as_bytes(),
+        0o600,
+    )?;
+    write_atomic(
+        dir,
+        TLS_CERT_FILE,
+        der_to_pem("CERTIFICATE", &cert).as_bytes(),
+        0o644,
+    )?;
     Ok((key, cert))
 }
 
@@ -256,7 +276,8 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens an initialized state directory, reissues the TLS certificate and
+    /// Opens an initialized state directory, reissues the TLS certificate (valid
+    /// from `now_unix`) and
     /// reloads the log and the floors.
     pub fn open(dir: &Path, now_unix: u64) -> Result<Self, StoreError> {
         if !dir.join(CA_KEY_FILE).exists() {
@@ -313,7 +334,8 @@ impl Store {
         text.lines()
             .filter(|l| !l.is_empty())
             .map(|l| {
-                serde_json::from_str(l).map_err(|e| StoreError::Corrupt(path.clone(), e.to_string()))
+                serde_json::from_str(l)
+                    .map_err(|e| StoreError::Corrupt(path.clone(), e.to_string()))
             })
             .collect()
     }
@@ -353,7 +375,10 @@ fn load_log(path: &Path) -> Result<MerkleTree, StoreError> {
             torn_bytes = bytes.len() - good,
             "cutting off a torn record at the end of the log"
         );
-        let f = OpenOptions::new().write(true).open(path).map_err(io_err(path))?;
+        let f = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(io_err(path))?;
         f.set_len(good as u64).map_err(io_err(path))?;
         f.sync_all().map_err(io_err(path))?;
     }

@@ -18,3 +18,36 @@ pub struct Rejection {
 pub trait EvidenceVerifier: Send + Sync {
     fn verify(&self, bundle: &EvidenceBundle, now_unix: u64) -> Result<PlatformClaims, Rejection>;
 }
+
+/// The evidence crate's verifier ([`tl_evidence::verify::verify_bundle`])
+/// with fixed trust anchors. The simulated TEE's root is trusted only when it
+/// is set in the anchors, which `tl-ca serve` does only with
+/// `--allow-simulated-root FILE`.
+#[derive(Clone, Debug)]
+pub struct SimAwareVerifier {
+    anchors: tl_evidence::verify::TrustAnchors,
+}
+
+impl SimAwareVerifier {
+    /// A verifier trusting exactly `anchors`.
+    pub fn new(anchors: tl_evidence::verify::TrustAnchors) -> Self {
+        Self { anchors }
+    }
+
+    /// True when the simulated root is among the anchors.
+    pub fn allows_simulated(&self) -> bool {
+        self.anchors.simulated_root_der.is_some()
+    }
+}
+
+impl EvidenceVerifier for SimAwareVerifier {
+    fn verify(&self, bundle: &EvidenceBundle, now_unix: u64) -> Result<PlatformClaims, Rejection> {
+        let opts = tl_evidence::verify::VerifyOptions::new(now_unix, self.anchors.clone());
+        tl_evidence::verify::verify_bundle(bundle, &opts)
+            .map(|v| v.claims)
+            .map_err(|e| Rejection {
+                code: e.code(),
+                detail: e.to_string(),
+            })
+    }
+}
