@@ -21,6 +21,10 @@ pub const P256_SPKI_PREFIX: &[u8] = &[
 pub const P256_SPKI_LEN: usize = 91;
 /// DER content of the OID ecdsa-with-SHA256 (1.2.840.10045.4.3.2).
 pub const ECDSA_SHA256_OID: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+/// DER of the AlgorithmIdentifier ecdsa-with-SHA256 (parameters absent).
+pub const ECDSA_SHA256_ALG_DER: &[u8] = &[
+    0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
+];
 /// Largest certificate accepted.
 pub const MAX_CERT_LEN: usize = 64 * 1024;
 /// Largest PEM input accepted.
@@ -114,6 +118,18 @@ pub fn p256_point(spki_der: &[u8]) -> Result<&[u8], CertError> {
     }
 }
 
+/// True when, in `outer` (a signed DER structure), the bytes right after its
+/// signed part `inner` are exactly the ecdsa-with-SHA256 AlgorithmIdentifier.
+/// The outer algorithm is not covered by the signature, so it is compared
+/// byte for byte rather than trusted to a lenient parser.
+pub(crate) fn outer_alg_is_ecdsa_sha256(outer: &[u8], inner: &[u8]) -> bool {
+    let start = (inner.as_ptr() as usize).wrapping_sub(outer.as_ptr() as usize);
+    start
+        .checked_add(inner.len())
+        .and_then(|end| outer.get(end..))
+        .is_some_and(|after| after.starts_with(ECDSA_SHA256_ALG_DER))
+}
+
 pub(crate) fn parse_cert(der: &[u8]) -> Result<X509Certificate<'_>, CertError> {
     if der.len() > MAX_CERT_LEN {
         return Err(CertError::Malformed("too large".into()));
@@ -152,6 +168,9 @@ pub fn verify_leaf(
         if alg.algorithm.as_bytes() != ECDSA_SHA256_OID || alg.parameters.is_some() {
             return Err(CertError::SignatureAlgorithm);
         }
+    }
+    if !outer_alg_is_ecdsa_sha256(leaf_der, tbs.as_ref()) || leaf.signature_value.unused_bits != 0 {
+        return Err(CertError::SignatureAlgorithm);
     }
     let root_point = p256_point(root.tbs_certificate.subject_pki.raw)?;
     UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, root_point)

@@ -98,6 +98,8 @@ pub fn parse_csr(der: &[u8]) -> Result<VerifiedCsr, IssueError> {
     let point = p256_point(&spki_der).map_err(|_| IssueError::CsrKeyType)?;
     if csr.signature_algorithm.algorithm.as_bytes() != ECDSA_SHA256_OID
         || csr.signature_algorithm.parameters.is_some()
+        || !certs::outer_alg_is_ecdsa_sha256(der, info.raw)
+        || csr.signature_value.unused_bits != 0
     {
         return Err(IssueError::CsrSignatureAlgorithm);
     }
