@@ -1,1 +1,168 @@
-fn main() {}
+//! `tl-ca`: the certification authority service.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use tl_ca::issuance_policy::{parse_tcb_status, IssuancePolicy};
+use tl_ca::server::{self, Clock, ServerConfig, SystemClock};
+use tl_ca::SimAwareVerifier;
+use tl_evidence::verify::TrustAnchors;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tl-ca",
+    version,
+    about = "trusted-loader certification authority"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Create a CA (key, root, TLS certificate) in a new state directory.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Print the result as one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve the CA over HTTPS.
+    Serve {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: String,
+        /// Initialize the state directory first if it holds no CA.
+        #[arg(long)]
+        init: bool,
+        /// Trust evidence chained to this simulated-TEE root (PEM or DER),
+        /// and let the issuance policy accept simulated platforms.
+        #[arg(long, value_name = "FILE")]
+        allow_simulated_root: Option<PathBuf>,
+        /// Trust the Intel SGX root CA in this file (PEM or DER).
+        #[arg(long, value_name = "FILE")]
+        intel_root: Option<PathBuf>,
+        /// TCB statuses to accept (repeatable; default UpToDate).
+        #[arg(long = "accept-tcb", value_name = "STATUS")]
+        accept_tcb: Vec<String>,
+        /// Leaf certificate lifetime: a number with s, m or h (default 1h).
+        #[arg(long, default_value = "1h")]
+        cert_lifetime: String,
+        /// Nonce lifetime in seconds.
+        #[arg(long, default_value_t = tl_ca::nonce::DEFAULT_TTL_SECS)]
+        nonce_ttl: u64,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<u64> {
+    let (num, mul) = match s.chars().last() {
+        Some('s') => (&s[..s.len() - 1], 1),
+        Some('m') => (&s[..s.len() - 1], 60),
+        Some('h') => (&s[..s.len() - 1], 3600),
+        _ => (s, 1),
+    };
+    let n: u64 = num.parse().with_context(|| format!("bad duration {s:?}"))?;
+    n.checked_mul(mul).context("duration too large")
+}
+
+fn read_cert(path: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if let Ok(text) = std::str::from_utf8(&bytes) {
+        if text.contains("-----BEGIN CERTIFICATE-----") {
+            return tl_ca::certs::pem_to_certs(text)?
+                .into_iter()
+                .next()
+                .with_context(|| format!("{}: no certificate", path.display()));
+        }
+    }
+    Ok(bytes)
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Init { dir, json } => {
+            let info = tl_ca::store::init(&dir, SystemClock.now_unix())?;
+            if json {
+                println!("{}", serde_json::to_string(&info)?);
+            } else {
+                println!(
+                    "CA created in {}\nroot: {}\nroot sha256: {}",
+                    info.dir.display(),
+                    info.ca_root_pem_path.display(),
+                    info.ca_root_sha256
+                );
+            }
+            Ok(())
+        }
+        Cmd::Serve {
+            dir,
+            listen,
+            init,
+            allow_simulated_root,
+            intel_root,
+            accept_tcb,
+            cert_lifetime,
+            nonce_ttl,
+        } => {
+            if init && !dir.join(tl_ca::store::CA_KEY_FILE).exists() {
+                tl_ca::store::init(&dir, SystemClock.now_unix())?;
+            }
+            let mut anchors = TrustAnchors::default();
+            if let Some(p) = &allow_simulated_root {
+                anchors.simulated_root_der = Some(read_cert(p)?);
+                tracing::warn!(root = %p.display(), "simulated TEE evidence is ENABLED");
+            }
+            if let Some(p) = &intel_root {
+                anchors.intel_root_der = Some(read_cert(p)?);
+            }
+            let mut accepted_tcb = Vec::new();
+            for s in &accept_tcb {
+                match parse_tcb_status(s) {
+                    Some(t) => accepted_tcb.push(t),
+                    None => bail!("unknown TCB status {s:?}"),
+                }
+            }
+            if accepted_tcb.is_empty() {
+                accepted_tcb = IssuancePolicy::default().accepted_tcb;
+            }
+            let verifier = SimAwareVerifier::new(anchors);
+            let policy = IssuancePolicy {
+                allow_simulated: verifier.allows_simulated(),
+                accepted_tcb,
+            };
+            let mut config = ServerConfig::new(dir, Arc::new(verifier), policy);
+            config.cert_lifetime_secs = parse_duration(&cert_lifetime)?;
+            config.nonce_ttl_secs = nonce_ttl;
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(&listen)
+                    .await
+                    .with_context(|| format!("binding {listen}"))?;
+                let handle = server::start(config, listener).await?;
+                println!("{}", handle.ready_line());
+                use std::io::Write;
+                std::io::stdout().flush()?;
+                tokio::select! {
+                    r = handle.wait() => r.map_err(anyhow::Error::from),
+                    _ = tokio::signal::ctrl_c() => {
+                        tracing::info!("interrupted, stopping");
+                        Ok(())
+                    }
+                }
+            })
+        }
+    }
+}

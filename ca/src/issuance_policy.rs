@@ -1,0 +1,153 @@
+//! What the CA accepts before it certifies a platform. Pure.
+//!
+//! Every failed rule is reported, not just the first.
+
+use tl_evidence::{PlatformClaims, TcbStatus};
+
+/// The CA's issuance policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuancePolicy {
+    /// Accept evidence from the simulated TEE (only when the operator enabled
+    /// its root explicitly).
+    pub allow_simulated: bool,
+    /// TCB statuses accepted (default: `UpToDate` only).
+    pub accepted_tcb: Vec<TcbStatus>,
+}
+
+impl Default for IssuancePolicy {
+    fn default() -> Self {
+        Self {
+            allow_simulated: false,
+            accepted_tcb: vec![TcbStatus::UpToDate],
+        }
+    }
+}
+
+/// One broken rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyFailure {
+    #[error("evidence is from the simulated TEE, which this CA does not accept")]
+    Simulated,
+    #[error("the TEE runs in debug mode")]
+    Debug,
+    #[error("TCB status {0:?} is not accepted")]
+    TcbStatus(TcbStatus),
+    #[error("GPU {0} is not in confidential-computing mode")]
+    GpuCcOff(u32),
+    #[error("GPU {0} runs in debug mode")]
+    GpuDebug(u32),
+}
+
+impl PolicyFailure {
+    /// Stable reason code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Simulated => "ISSUANCE_SIMULATED",
+            Self::Debug => "ISSUANCE_DEBUG",
+            Self::TcbStatus(_) => "ISSUANCE_TCB_STATUS",
+            Self::GpuCcOff(_) => "ISSUANCE_GPU_CC_OFF",
+            Self::GpuDebug(_) => "ISSUANCE_GPU_DEBUG",
+        }
+    }
+}
+
+impl IssuancePolicy {
+    /// Appraises `claims`; on refusal returns every failure.
+    pub fn appraise(&self, claims: &PlatformClaims) -> Result<(), Vec<PolicyFailure>> {
+        let mut failures = Vec::new();
+        if claims.simulated && !self.allow_simulated {
+            failures.push(PolicyFailure::Simulated);
+        }
+        if claims.debug {
+            failures.push(PolicyFailure::Debug);
+        }
+        if !self.accepted_tcb.contains(&claims.tcb_status) {
+            failures.push(PolicyFailure::TcbStatus(claims.tcb_status));
+        }
+        for g in &claims.gpus {
+            if !g.cc_mode {
+                failures.push(PolicyFailure::GpuCcOff(g.index));
+            }
+            if g.debug {
+                failures.push(PolicyFailure::GpuDebug(g.index));
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures)
+        }
+    }
+
+    /// A one-line description written into certificates.
+    pub fn describe(&self) -> String {
+        let tcb: Vec<String> = self.accepted_tcb.iter().map(|t| format!("{t:?}")).collect();
+        format!(
+            "tl-ca/v1 debug=forbidden simulated={} tcb={}",
+            if self.allow_simulated {
+                "allowed"
+            } else {
+                "forbidden"
+            },
+            tcb.join(",")
+        )
+    }
+}
+
+/// Parses a TCB status name as written in `TcbStatus`'s JSON (`UpToDate`, ...).
+pub fn parse_tcb_status(s: &str) -> Option<TcbStatus> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use tl_evidence::claims::GpuClaims;
+
+    #[test]
+    fn every_failure_is_reported() {
+        let mut c = crate::claims_ext::tests::sample().platform;
+        let p = IssuancePolicy::default();
+        assert_eq!(p.appraise(&c).unwrap_err(), vec![PolicyFailure::Simulated]);
+        c.debug = true;
+        c.tcb_status = TcbStatus::OutOfDate;
+        c.gpus.push(GpuClaims {
+            index: 3,
+            cc_mode: false,
+            debug: true,
+            driver_version: "x".into(),
+            vbios_version: "y".into(),
+            measurements: Default::default(),
+        });
+        let codes: Vec<&str> = p
+            .appraise(&c)
+            .unwrap_err()
+            .iter()
+            .map(|f| f.code())
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                "ISSUANCE_SIMULATED",
+                "ISSUANCE_DEBUG",
+                "ISSUANCE_TCB_STATUS",
+                "ISSUANCE_GPU_CC_OFF",
+                "ISSUANCE_GPU_DEBUG"
+            ]
+        );
+        let allow = IssuancePolicy {
+            allow_simulated: true,
+            accepted_tcb: vec![TcbStatus::UpToDate, TcbStatus::OutOfDate],
+        };
+        c.debug = false;
+        c.gpus.clear();
+        assert_eq!(allow.appraise(&c), Ok(()));
+        assert_eq!(
+            parse_tcb_status("SWHardeningNeeded"),
+            Some(TcbStatus::SWHardeningNeeded)
+        );
+        assert_eq!(parse_tcb_status("nope"), None);
+    }
+}
