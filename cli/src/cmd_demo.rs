@@ -23,8 +23,12 @@ use tl_loader::pipeline::{publish, source, SIM_PROVIDER};
 use tl_loader::sim_tsm::SimTsmServer;
 use tl_policy::{Algorithm, SignedOrder, SigningKey};
 use tl_seal::digest::DigestSet;
-use tl_seal::grant::{open_grant, seal_grant, GrantContext, RecipientPublicKey, RecipientSecretKey, SystemRng};
-use tl_seal::stream::{open_stream, random_salt, seal_stream, ContentKey, OpenOptions, SegmentSize};
+use tl_seal::grant::{
+    open_grant, seal_grant, GrantContext, RecipientPublicKey, RecipientSecretKey, SystemRng,
+};
+use tl_seal::stream::{
+    open_stream, random_salt, seal_stream, ContentKey, OpenOptions, SegmentSize,
+};
 
 use crate::output;
 
@@ -161,10 +165,14 @@ pub fn run(a: Args) -> Result<()> {
     }
     let outcome = result?;
     let ok = outcome.ok;
-    output::emit(a.json, &outcome, |o| match (&o.tamper, &o.halt_code) {
-        (None, _) => eprintln!("==> demo     the order ran end to end; everything verified"),
-        (Some(t), Some(code)) => eprintln!("==> demo     tamper {t:?}: halted with {code}; engine never started; no plaintext left"),
-        (Some(_), None) => {}
+    output::emit(a.json, &outcome, |o| {
+        match (o.ok, &o.tamper, &o.halt_code) {
+        (true, None, _) => eprintln!("==> demo     the order ran end to end; everything verified"),
+        (true, Some(t), Some(code)) => eprintln!(
+            "==> demo     tamper {t:?}: halted with {code}; the engine never started; no plaintext left"
+        ),
+        _ => {}
+    }
     })?;
     if !ok {
         bail!("the demo did not end as expected (see the stages above)");
@@ -184,7 +192,15 @@ fn run_in(a: &Args, dir: &Path) -> Result<Outcome> {
         party("clinic", Algorithm::Ed25519)?,
     ];
     for p in &parties {
-        say("keys", &format!("{:<12} signs with {} and receives with {}", p.name, p.signing.public_key(), p.encryption.public_key().to_text()));
+        say(
+            "keys",
+            &format!(
+                "{:<12} signs with {} and receives with {}",
+                p.name,
+                p.signing.public_key(),
+                p.encryption.public_key().to_text()
+            ),
+        );
     }
 
     // Each owner seals what it brings.
@@ -195,7 +211,15 @@ fn run_in(a: &Args, dir: &Path) -> Result<Outcome> {
         seal_component("clinic", CLINIC_CSV, &paths.components)?,
     ];
     for s in &sealed {
-        say("seal", &format!("{:<12} {:>8} bytes, sha256 {}", s.name, s.size, hex::encode(s.sha256)));
+        say(
+            "seal",
+            &format!(
+                "{:<12} {:>8} bytes, sha256 {}",
+                s.name,
+                s.size,
+                hex::encode(s.sha256)
+            ),
+        );
     }
     if a.tamper == Some(Tamper::Engine) {
         // The engine owner swaps in another program under the same key: the
@@ -203,7 +227,10 @@ fn run_in(a: &Args, dir: &Path) -> Result<Outcome> {
         let other = fs::read("/bin/true").context("reading /bin/true as the swapped engine")?;
         let s = &mut sealed[0];
         write_sealed(&s.key, &other, &paths.components.join("engine.sealed"))?;
-        say("tamper", "engine owner ships another binary than the order pins");
+        say(
+            "tamper",
+            "engine owner ships another binary than the order pins",
+        );
     }
 
     // The simulated TEE and the CA that trusts it (explicitly).
@@ -216,22 +243,39 @@ fn run_in(a: &Args, dir: &Path) -> Result<Outcome> {
     say("ca", &format!("tl-ca on https://{} (root sha256 {}), trusting the SIMULATED TEE root by explicit flag", ca.addr, &ca.root_sha256[..16]));
 
     // The order, signed by all three.
-    let version = if a.tamper == Some(Tamper::Rollback) { 1 } else { 2 };
-    let mrtd = if a.tamper == Some(Tamper::Platform) { [0x42u8; 48] } else { meas.mrtd };
+    let version = if a.tamper == Some(Tamper::Rollback) {
+        1
+    } else {
+        2
+    };
+    let mrtd = if a.tamper == Some(Tamper::Platform) {
+        [0x42u8; 48]
+    } else {
+        meas.mrtd
+    };
     let toml = order_toml(&parties, &sealed, &paths, version, now + 3600, &mrtd, &meas);
     fs::write(paths.dir.join("order.toml"), &toml)?;
-    let mut env = SignedOrder::sign_new(&toml, &parties[0].signing).map_err(|e| anyhow!("{}: {e}", e.code()))?;
+    let mut env = SignedOrder::sign_new(&toml, &parties[0].signing)
+        .map_err(|e| anyhow!("{}: {e}", e.code()))?;
     for p in &parties[1..] {
-        env.add_signature(&p.signing).map_err(|e| anyhow!("{}: {e}", e.code()))?;
+        env.add_signature(&p.signing)
+            .map_err(|e| anyhow!("{}: {e}", e.code()))?;
     }
     let order_digest = env.digest();
-    say("order", &format!("{FAMILY} v{version} signed by engine-owner, lab, clinic (digest {})", &hex::encode(order_digest)[..16]));
+    say(
+        "order",
+        &format!(
+            "{FAMILY} v{version} signed by engine-owner, lab, clinic (digest {})",
+            &hex::encode(order_digest)[..16]
+        ),
+    );
 
     // The simulated TEE's configfs-tsm directory.
     let corrupt_quote = a.tamper == Some(Tamper::Quote);
     let sim_q = sim.clone();
+    let meas_q = meas.clone();
     let quote_fn: tl_loader::sim_tsm::QuoteFn = Arc::new(move |rd: &[u8; 64]| {
-        let mut q = sim_q.tdx_quote(rd, &meas);
+        let mut q = sim_q.tdx_quote(rd, &meas_q);
         if corrupt_quote {
             if let Some(b) = q.get_mut(48 + 136) {
                 *b ^= 0x01; // a byte of MRTD: the quote signature no longer verifies
@@ -239,16 +283,28 @@ fn run_in(a: &Args, dir: &Path) -> Result<Outcome> {
         }
         q
     });
-    let _tsm = SimTsmServer::start(paths.tsm.clone(), SIM_PROVIDER, quote_fn).context("starting the simulated TEE")?;
-    say("tee", &format!("simulated TDX serving a configfs-tsm-shaped directory at {}", paths.tsm.display()));
+    let _tsm = SimTsmServer::start(paths.tsm.clone(), SIM_PROVIDER, quote_fn)
+        .context("starting the simulated TEE")?;
+    say(
+        "tee",
+        &format!(
+            "simulated TDX serving a configfs-tsm-shaped directory at {}",
+            paths.tsm.display()
+        ),
+    );
 
     if a.tamper == Some(Tamper::Rollback) {
         // First a run of version 2 (the CA records it), then version 1 below.
-        say("tamper", "running version 2 first, then replaying version 1");
+        say(
+            "tamper",
+            "running version 2 first, then replaying version 1",
+        );
         let toml2 = order_toml(&parties, &sealed, &paths, 2, now + 3600, &mrtd, &meas);
-        let mut env2 = SignedOrder::sign_new(&toml2, &parties[0].signing).map_err(|e| anyhow!("{}: {e}", e.code()))?;
+        let mut env2 = SignedOrder::sign_new(&toml2, &parties[0].signing)
+            .map_err(|e| anyhow!("{}: {e}", e.code()))?;
         for p in &parties[1..] {
-            env2.add_signature(&p.signing).map_err(|e| anyhow!("{}: {e}", e.code()))?;
+            env2.add_signature(&p.signing)
+                .map_err(|e| anyhow!("{}: {e}", e.code()))?;
         }
         let first = run_loader(&bins, &paths, &ca, &parties, &sealed, &env2, None, "v2 ")?;
         if first.code() != Some(0) {
@@ -284,48 +340,101 @@ fn run_in(a: &Args, dir: &Path) -> Result<Outcome> {
     };
 
     if let Some(t) = a.tamper {
-        say("check", &format!("loader exit status {code:?}, halt code {}", halt_code.as_deref().unwrap_or("none")));
-        say("check", &format!("engine started: {engine_started}; plaintext files left in the work area: {}", plaintext_left.len()));
+        say(
+            "check",
+            &format!(
+                "loader exit status {code:?}, halt code {}",
+                halt_code.as_deref().unwrap_or("none")
+            ),
+        );
+        say(
+            "check",
+            &format!(
+                "engine started: {engine_started}; plaintext files left in the work area: {}",
+                plaintext_left.len()
+            ),
+        );
         outcome.ok = code.is_some_and(|c| c != 0)
-            && halt_code.as_deref().is_some_and(|c| t.expected_codes().contains(&c))
+            && halt_code
+                .as_deref()
+                .is_some_and(|c| t.expected_codes().contains(&c))
             && !engine_started
             && plaintext_left.is_empty();
         return Ok(outcome);
     }
     if code != Some(0) {
-        say("check", &format!("loader failed: exit {code:?}, halt {}", halt_code.as_deref().unwrap_or("none")));
+        say(
+            "check",
+            &format!(
+                "loader failed: exit {code:?}, halt {}",
+                halt_code.as_deref().unwrap_or("none")
+            ),
+        );
         return Ok(outcome);
     }
 
     // The engine owner opens the model; anyone verifies the run report.
-    let ca_root_der = tl_ca::certs::pem_to_certs(&fs::read_to_string(paths.ca.join("state").join(tl_ca::store::CA_ROOT_FILE))?)
-        .ok()
-        .and_then(|v| v.into_iter().next())
-        .context("CA root")?;
+    let ca_root_der = tl_ca::certs::pem_to_certs(&fs::read_to_string(
+        paths.ca.join("state").join(tl_ca::store::CA_ROOT_FILE),
+    )?)
+    .ok()
+    .and_then(|v| v.into_iter().next())
+    .context("CA root")?;
     let report_text = fs::read(&paths.report)?;
     let verdict = crate::cmd_report::verify_report_file(&report_text, &ca_root_der, true)?;
-    say("verify", &format!(
-        "run report signature, certificate chain and log inclusion (index {} of {}) verified",
-        verdict.log_index.unwrap_or_default(),
-        verdict.log_tree_size.unwrap_or_default()
-    ));
-    let out_rec = verdict.report.outputs.iter().find(|o| o.name == "model").context("report names no model output")?;
+    say(
+        "verify",
+        &format!(
+            "run report signature, certificate chain and log inclusion (index {} of {}) verified",
+            verdict.log_index.unwrap_or_default(),
+            verdict.log_tree_size.unwrap_or_default()
+        ),
+    );
+    let out_rec = verdict
+        .report
+        .outputs
+        .iter()
+        .find(|o| o.name == "model")
+        .context("report names no model output")?;
     let grant = fs::read(paths.outputs.join("model.engine-owner.grant"))?;
-    let ctx = tl_seal::output::output_context(order_digest, "model", out_rec.plaintext_sha256).map_err(|e| anyhow!("{e}"))?;
-    let key = open_grant(&grant, &parties[0].encryption, &ctx).map_err(|e| anyhow!("{}: {e}", e.code()))?;
+    let ctx = tl_seal::output::output_context(order_digest, "model", out_rec.plaintext_sha256)
+        .map_err(|e| anyhow!("{e}"))?;
+    let key = open_grant(&grant, &parties[0].encryption, &ctx)
+        .map_err(|e| anyhow!("{}: {e}", e.code()))?;
     let mut plain = Vec::new();
     let sealed_model = fs::read(paths.outputs.join("model.sealed"))?;
-    let s = open_stream(&key, &mut sealed_model.as_slice(), &mut plain, OpenOptions::default()).map_err(|e| anyhow!("{}: {e}", e.code()))?;
+    let s = open_stream(
+        &key,
+        &mut sealed_model.as_slice(),
+        &mut plain,
+        OpenOptions::default(),
+    )
+    .map_err(|e| anyhow!("{}: {e}", e.code()))?;
     if s.digests.sha256 != Some(out_rec.plaintext_sha256) {
         bail!("model digest differs from the run report");
     }
     let model: serde_json::Value = serde_json::from_slice(&plain).context("model.json")?;
-    say("model", &format!(
-        "engine owner decrypted model.json: holdout accuracy {}, features {}",
-        model.get("accuracy_holdout").map(|v| v.to_string()).unwrap_or_default(),
-        model.get("features").map(|v| v.to_string()).unwrap_or_default()
-    ));
-    say("check", &format!("plaintext files left in the CVM's work area: {}", plaintext_left.len()));
+    say(
+        "model",
+        &format!(
+            "engine owner decrypted model.json: holdout accuracy {}, features {}",
+            model
+                .get("accuracy_holdout")
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+            model
+                .get("features")
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+        ),
+    );
+    say(
+        "check",
+        &format!(
+            "plaintext files left in the CVM's work area: {}",
+            plaintext_left.len()
+        ),
+    );
     outcome.model = Some(model);
     outcome.report_verified = true;
     outcome.log_index = verdict.log_index;
@@ -341,7 +450,11 @@ fn party(name: &'static str, alg: Algorithm) -> Result<Party> {
     })
 }
 
-fn write_sealed(key: &ContentKey, data: &[u8], path: &Path) -> Result<tl_seal::stream::SealSummary> {
+fn write_sealed(
+    key: &ContentKey,
+    data: &[u8],
+    path: &Path,
+) -> Result<tl_seal::stream::SealSummary> {
     let mut out = fs::File::create(path).with_context(|| path.display().to_string())?;
     let s = seal_stream(
         key,
@@ -405,7 +518,16 @@ impl DemoPaths {
             marker: dir.join("markers").join("engine-started"),
             loader_log: cvm.join("loader.log"),
         };
-        for d in [&p.ca, &p.tsm, &p.components, &p.grants, &p.publish, &p.outputs, &p.work, &p.marker_dir] {
+        for d in [
+            &p.ca,
+            &p.tsm,
+            &p.components,
+            &p.grants,
+            &p.publish,
+            &p.outputs,
+            &p.work,
+            &p.marker_dir,
+        ] {
             fs::create_dir_all(d).with_context(|| d.display().to_string())?;
         }
         // The engine runs as uid 65534 and must be able to reach the marker
@@ -420,7 +542,12 @@ impl DemoPaths {
 
     /// Clear what one loader run leaves, for a second run.
     fn reset_run(&self) -> Result<()> {
-        for f in [self.input.join(source::READY), self.input.join(source::ORDER), self.report.clone(), self.marker.clone()] {
+        for f in [
+            self.input.join(source::READY),
+            self.input.join(source::ORDER),
+            self.report.clone(),
+            self.marker.clone(),
+        ] {
             let _ = fs::remove_file(f);
         }
         for d in [&self.publish, &self.outputs, &self.grants] {
@@ -432,11 +559,23 @@ impl DemoPaths {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn order_toml(parties: &[Party; 3], sealed: &[Sealed], p: &DemoPaths, version: u64, expires: u64, mrtd: &[u8; 48], meas: &SimMeasurements) -> String {
-    let expires = time::OffsetDateTime::from_unix_timestamp(i64::try_from(expires).unwrap_or(i64::MAX))
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| "2099-01-01T00:00:00Z".into());
+fn order_toml(
+    parties: &[Party; 3],
+    sealed: &[Sealed],
+    p: &DemoPaths,
+    version: u64,
+    expires: u64,
+    mrtd: &[u8; 48],
+    meas: &SimMeasurements,
+) -> String {
+    let expires =
+        time::OffsetDateTime::from_unix_timestamp(i64::try_from(expires).unwrap_or(i64::MAX))
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| "2099-01-01T00:00:00Z".into());
     let mut t = String::new();
     t.push_str(&format!(
         "[order]\nfamily = \"{FAMILY}\"\nversion = {version}\nexpires = \"{expires}\"\ndescription = \"Train a risk model on the lab's and the clinic's data with the engine owner's trainer\"\nsigners = [\"engine-owner\", \"lab\", \"clinic\"]\n\n"
@@ -456,10 +595,12 @@ fn order_toml(parties: &[Party; 3], sealed: &[Sealed], p: &DemoPaths, version: u
         hex::encode(meas.rtmr[1]),
         hex::encode(meas.rtmr[2]),
     ));
-    let owner = |n: &str| match n {
-        "engine" => "engine-owner",
-        other => other,
-    };
+    fn owner(n: &str) -> &str {
+        match n {
+            "engine" => "engine-owner",
+            other => other,
+        }
+    }
     for s in sealed {
         let (role, mount, exec) = match s.name {
             "engine" => ("engine", "engine/tl-demo-engine".to_owned(), true),
@@ -506,13 +647,29 @@ impl CaProcess {
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line)?;
         let v: serde_json::Value = serde_json::from_str(line.trim()).with_context(|| {
-            format!("the CA did not start (see {}): {line:?}", dir.join("ca.log").display())
+            format!(
+                "the CA did not start (see {}): {line:?}",
+                dir.join("ca.log").display()
+            )
         })?;
-        let addr = v.get("listening").and_then(|x| x.as_str()).context("listening")?.to_owned();
-        let root_sha256 = v.get("ca_root_sha256").and_then(|x| x.as_str()).unwrap_or_default().to_owned();
+        let addr = v
+            .get("listening")
+            .and_then(|x| x.as_str())
+            .context("listening")?
+            .to_owned();
+        let root_sha256 = v
+            .get("ca_root_sha256")
+            .and_then(|x| x.as_str())
+            .unwrap_or_default()
+            .to_owned();
         let root_pem = fs::read_to_string(state.join(tl_ca::store::CA_ROOT_FILE))?;
         fs::write(dir.join("ca-root.pem"), &root_pem)?;
-        Ok(CaProcess { child: Some(child), addr, root_sha256, root_pem })
+        Ok(CaProcess {
+            child: Some(child),
+            addr,
+            root_sha256,
+            root_pem,
+        })
     }
 
     fn stop(&mut self) {
@@ -560,7 +717,13 @@ fn run_loader(
     );
     let cfg_path = p.dir.join("cvm").join("loader.toml");
     fs::write(&cfg_path, cfg)?;
-    say("loader", &format!("{tag}starting trusted-loader (service mode, --config {})", cfg_path.display()));
+    say(
+        "loader",
+        &format!(
+            "{tag}starting trusted-loader (service mode, --config {})",
+            cfg_path.display()
+        ),
+    );
     let log = fs::File::create(&p.loader_log)?;
     let mut child = Command::new(&bins.loader)
         .arg("run")
@@ -610,32 +773,74 @@ fn run_loader(
     Ok(status)
 }
 
-fn owners_grant(p: &DemoPaths, ca: &CaProcess, parties: &[Party; 3], sealed: &[Sealed], env: &SignedOrder, tamper: Option<Tamper>) -> Result<()> {
+fn owners_grant(
+    p: &DemoPaths,
+    ca: &CaProcess,
+    parties: &[Party; 3],
+    sealed: &[Sealed],
+    env: &SignedOrder,
+    tamper: Option<Tamper>,
+) -> Result<()> {
     let chain = fs::read_to_string(p.publish.join(publish::CERTIFICATE))?;
-    let root_der = tl_ca::certs::pem_to_certs(&ca.root_pem).ok().and_then(|v| v.into_iter().next()).context("CA root")?;
-    let leaf = tl_ca::certs::verify_leaf_pem(&chain, &root_der, crate::cmd_report::now_unix()).map_err(|e| anyhow!("{}: {e}", e.code()))?;
+    let root_der = tl_ca::certs::pem_to_certs(&ca.root_pem)
+        .ok()
+        .and_then(|v| v.into_iter().next())
+        .context("CA root")?;
+    let leaf = tl_ca::certs::verify_leaf_pem(&chain, &root_der, crate::cmd_report::now_unix())
+        .map_err(|e| anyhow!("{}: {e}", e.code()))?;
     let claims = &leaf.claims;
-    let recipient = RecipientPublicKey::from_text(&claims.encryption_public_key).map_err(|e| anyhow!("{e}"))?;
-    let mrtd = claims.platform.tdx.as_ref().map(|t| hex::encode(t.mrtd)).unwrap_or_default();
-    say("owners", &format!(
+    let recipient =
+        RecipientPublicKey::from_text(&claims.encryption_public_key).map_err(|e| anyhow!("{e}"))?;
+    let mrtd = claims
+        .platform
+        .tdx
+        .as_ref()
+        .map(|t| hex::encode(t.mrtd))
+        .unwrap_or_default();
+    say(
+        "owners",
+        &format!(
         "each owner verifies the CVM certificate: chains to the CA, TEE {:?}{}, MRTD {}..., key {}",
         claims.platform.tee,
         if claims.platform.simulated { " (simulated)" } else { "" },
         &mrtd[..mrtd.len().min(16)],
         claims.encryption_public_key
-    ));
+    ),
+    );
     let digest = env.digest();
     for s in sealed {
-        let owner = if s.name == "engine" { &parties[0] } else if s.name == "lab" { &parties[1] } else { &parties[2] };
-        let ctx = GrantContext { order_digest: digest, component_name: s.name.to_owned(), component_sha256: s.sha256 };
-        let mut g = seal_grant(&recipient, &s.key, &ctx, &mut SystemRng).map_err(|e| anyhow!("{}: {e}", e.code()))?;
+        let owner = if s.name == "engine" {
+            &parties[0]
+        } else if s.name == "lab" {
+            &parties[1]
+        } else {
+            &parties[2]
+        };
+        let ctx = GrantContext {
+            order_digest: digest,
+            component_name: s.name.to_owned(),
+            component_sha256: s.sha256,
+        };
+        let mut g = seal_grant(&recipient, &s.key, &ctx, &mut SystemRng)
+            .map_err(|e| anyhow!("{}: {e}", e.code()))?;
         if tamper == Some(Tamper::Grant) && s.name == "clinic" {
             let i = g.len() / 2;
             g[i] ^= 0x80;
-            say("tamper", "one byte of the clinic's grant is flipped in transit");
+            say(
+                "tamper",
+                "one byte of the clinic's grant is flipped in transit",
+            );
         }
         fs::write(p.grants.join(format!("{}.grant", s.name)), g)?;
-        say("grant", &format!("{:<12} grants the {} key to the CVM for order {}", owner.name, s.name, &hex::encode(digest)[..16]));
+        say(
+            "grant",
+            &format!(
+                "{:<12} grants the {} key to the CVM for order {}",
+                owner.name,
+                s.name,
+                &hex::encode(digest)[..16]
+            ),
+        );
     }
     let mut order_json = env.to_json();
     if tamper == Some(Tamper::Order) {
@@ -649,7 +854,10 @@ fn owners_grant(p: &DemoPaths, ca: &CaProcess, parties: &[Party; 3], sealed: &[S
         }
         v["payload"] = serde_json::Value::String(b64.encode(bytes));
         order_json = serde_json::to_vec(&v)?;
-        say("tamper", "the host edits the order's memory limit after it was signed");
+        say(
+            "tamper",
+            "the host edits the order's memory limit after it was signed",
+        );
     }
     if tamper == Some(Tamper::Dataset) {
         let path = p.components.join("lab.sealed");
@@ -657,11 +865,17 @@ fn owners_grant(p: &DemoPaths, ca: &CaProcess, parties: &[Party; 3], sealed: &[S
         let i = b.len() / 2;
         b[i] ^= 0x01;
         fs::write(&path, b)?;
-        say("tamper", "the host flips one byte of the lab's sealed dataset");
+        say(
+            "tamper",
+            "the host flips one byte of the lab's sealed dataset",
+        );
     }
     fs::write(p.input.join(source::ORDER), order_json)?;
     fs::write(p.input.join(source::READY), b"")?;
-    say("order", "order, grants and sealed components placed in the CVM's input directory");
+    say(
+        "order",
+        "order, grants and sealed components placed in the CVM's input directory",
+    );
     Ok(())
 }
 
@@ -676,7 +890,11 @@ fn locate_bins() -> Result<Bins> {
             bail!("{} not found next to tl: build the workspace binaries first (./scripts/demo does: cargo build --release --bins)", p.display())
         }
     };
-    Ok(Bins { loader: find("trusted-loader")?, ca: find("tl-ca")?, engine: find("tl-demo-engine")? })
+    Ok(Bins {
+        loader: find("trusted-loader")?,
+        ca: find("tl-ca")?,
+        engine: find("tl-demo-engine")?,
+    })
 }
 
 fn leftover_files(dir: &Path) -> Vec<String> {

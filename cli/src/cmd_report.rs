@@ -83,17 +83,37 @@ pub fn run_report(c: ReportCmd) -> Result<()> {
             output::emit(a.json, &v, |v| {
                 let r = &v.report;
                 println!("run report: OK");
-                println!("  order      {} v{} ({})", r.order.family, r.order.version, hex::encode(r.order.digest));
+                println!(
+                    "  order      {} v{} ({})",
+                    r.order.family,
+                    r.order.version,
+                    hex::encode(r.order.digest)
+                );
                 println!("  evidence   {}", hex::encode(r.evidence_digest));
                 for c in &r.components {
-                    println!("  component  {} {} bytes sha256 {}", c.name, c.size, hex::encode(c.sha256));
+                    println!(
+                        "  component  {} {} bytes sha256 {}",
+                        c.name,
+                        c.size,
+                        hex::encode(c.sha256)
+                    );
                 }
                 for o in &r.outputs {
-                    println!("  output     {} -> {} (plaintext sha256 {})", o.name, o.recipients.join(", "), hex::encode(o.plaintext_sha256));
+                    println!(
+                        "  output     {} -> {} (plaintext sha256 {})",
+                        o.name,
+                        o.recipients.join(", "),
+                        hex::encode(o.plaintext_sha256)
+                    );
                 }
-                println!("  exit       {:?}; wipe done: {}", r.exit_status, r.wipe_done);
+                println!(
+                    "  exit       {:?}; wipe done: {}",
+                    r.exit_status, r.wipe_done
+                );
                 if let (Some(i), Some(n)) = (v.log_index, v.log_tree_size) {
-                    println!("  log        included at index {i} of {n}; tree head signed by the CA");
+                    println!(
+                        "  log        included at index {i} of {n}; tree head signed by the CA"
+                    );
                 }
             })
         }
@@ -101,32 +121,44 @@ pub fn run_report(c: ReportCmd) -> Result<()> {
 }
 
 /// Verify a report file's signature, certificate and (if present) log receipt.
-pub fn verify_report_file(text: &[u8], ca_root_der: &[u8], require_log: bool) -> Result<ReportVerdict> {
+pub fn verify_report_file(
+    text: &[u8],
+    ca_root_der: &[u8],
+    require_log: bool,
+) -> Result<ReportVerdict> {
     let v: serde_json::Value = serde_json::from_slice(text).context("report file is not JSON")?;
     let (signed_v, log_v) = match v.get("signed_report") {
         Some(s) => (s.clone(), v.get("log").cloned()),
         None => (v, None),
     };
-    let signed: SignedRunReport = serde_json::from_value(signed_v).context("not a signed run report")?;
-    let now = now_unix();
-    let verified = tl_ca::report::verify_signed_report_at_signing_time(&signed, ca_root_der, now)
+    let signed: SignedRunReport =
+        serde_json::from_value(signed_v).context("not a signed run report")?;
+    // The certificate is short-lived: check it at the time the report says it
+    // was signed (the CA checked it at submission, and the log proves when).
+    let verified = tl_ca::report::verify_signed_report_at_signing_time(&signed, ca_root_der)
         .map_err(|e| anyhow::anyhow!("{}: {e}", e.code()))?;
     let report = verified.report.clone();
     let (mut idx, mut size) = (None, None);
     match log_v {
         Some(l) => {
             let inc: LogInclusion = serde_json::from_value(l).context("log receipt malformed")?;
-            let leaf = tl_ca::report::log_leaf(&signed).map_err(|e| anyhow::anyhow!("{}: {e}", e.code()))?;
-            let proof = tl_ca::log::parse_hex_hashes(&inc.inclusion_proof).map_err(|e| anyhow::anyhow!("{}: {e}", e.code()))?;
+            let leaf = tl_ca::report::log_leaf(&signed)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", e.code()))?;
+            let proof = tl_ca::log::parse_hex_hashes(&inc.inclusion_proof)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", e.code()))?;
             let root: [u8; 32] = hex::decode(&inc.root)
                 .ok()
                 .and_then(|r| r.try_into().ok())
                 .context("log root is not 32 hex bytes")?;
-            if inc.signed_tree_head.tree_size != inc.tree_size || inc.signed_tree_head.root_hash() != Some(root) {
+            if inc.signed_tree_head.tree_size != inc.tree_size || inc.signed_tree_head.root != root
+            {
                 bail!("LOG_STH_MISMATCH: the receipt's tree head does not match its proof");
             }
-            let ca_key = tl_ca::certs::root_public_key(ca_root_der).map_err(|e| anyhow::anyhow!("{}: {e}", e.code()))?;
-            inc.signed_tree_head.verify(&ca_key).map_err(|e| anyhow::anyhow!("{}: {e}", e.code()))?;
+            let ca_key = tl_ca::certs::root_public_key(ca_root_der)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", e.code()))?;
+            inc.signed_tree_head
+                .verify(&ca_key)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", e.code()))?;
             tl_ca::log::verify_inclusion(&leaf, inc.index, inc.tree_size, &proof, &root)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", e.code()))?;
             idx = Some(inc.index);
@@ -135,14 +167,20 @@ pub fn verify_report_file(text: &[u8], ca_root_der: &[u8], require_log: bool) ->
         None if require_log => bail!("LOG_RECEIPT_MISSING: the file carries no log receipt"),
         None => {}
     }
-    Ok(ReportVerdict { ok: true, report, log_index: idx, log_tree_size: size })
+    Ok(ReportVerdict {
+        ok: true,
+        report,
+        log_index: idx,
+        log_tree_size: size,
+    })
 }
 
 pub fn run_cert(c: CertCmd) -> Result<()> {
     match c {
         CertCmd::Verify(a) => {
             let root = read_root(&a.ca_root)?;
-            let pem = std::fs::read_to_string(&a.certificate).with_context(|| a.certificate.display().to_string())?;
+            let pem = std::fs::read_to_string(&a.certificate)
+                .with_context(|| a.certificate.display().to_string())?;
             let now = match &a.at {
                 Some(t) => u64::try_from(
                     time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
@@ -152,11 +190,20 @@ pub fn run_cert(c: CertCmd) -> Result<()> {
                 .context("--at before 1970")?,
                 None => now_unix(),
             };
-            let leaf = tl_ca::certs::verify_leaf_pem(&pem, &root, now).map_err(|e| anyhow::anyhow!("{}: {e}", e.code()))?;
+            let leaf = tl_ca::certs::verify_leaf_pem(&pem, &root, now)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", e.code()))?;
             let claims = leaf.claims.clone();
             output::emit(a.json, &claims, |c| {
                 println!("certificate: OK (chains to the CA root, valid now)");
-                println!("  tee             {:?}{}", c.platform.tee, if c.platform.simulated { " (SIMULATED)" } else { "" });
+                println!(
+                    "  tee             {:?}{}",
+                    c.platform.tee,
+                    if c.platform.simulated {
+                        " (SIMULATED)"
+                    } else {
+                        ""
+                    }
+                );
                 println!("  tcb status      {:?}", c.platform.tcb_status);
                 println!("  debug           {}", c.platform.debug);
                 if let Some(t) = &c.platform.tdx {
@@ -166,7 +213,7 @@ pub fn run_cert(c: CertCmd) -> Result<()> {
                     }
                 }
                 println!("  encryption key  {}", c.encryption_public_key);
-                println!("  evidence digest {}", c.evidence_digest);
+                println!("  evidence digest {}", hex::encode(c.evidence_digest));
             })
         }
     }

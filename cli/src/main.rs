@@ -6,8 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cmd_demo;
 mod cmd_keygen;
 mod cmd_policy;
+mod cmd_report;
 mod cmd_seal;
 mod output;
 
@@ -39,6 +41,14 @@ enum Cmd {
     Grant(cmd_seal::GrantArgs),
     /// Decrypt a sealed file with a content key or with a grant and the recipient's key.
     Open(cmd_seal::OpenArgs),
+    /// Run the whole multi-party story on this machine (simulated TEE, local CA).
+    Demo(cmd_demo::Args),
+    /// Verify a loader's signed run report and its transparency-log inclusion.
+    #[command(subcommand)]
+    Report(cmd_report::ReportCmd),
+    /// Verify a loader's certificate and print the claims the CA certified.
+    #[command(subcommand)]
+    Cert(cmd_report::CertCmd),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +59,9 @@ fn main() -> ExitCode {
         Cmd::Seal(a) => cmd_seal::seal(a),
         Cmd::Grant(a) => cmd_seal::grant(a),
         Cmd::Open(a) => cmd_seal::open(a),
+        Cmd::Demo(a) => cmd_demo::run(a),
+        Cmd::Report(c) => cmd_report::run_report(c),
+        Cmd::Cert(c) => cmd_report::run_cert(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

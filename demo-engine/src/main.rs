@@ -15,7 +15,8 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-const USAGE: &str = "usage: tl-demo-engine --data A.csv [--data B.csv ...] --out DIR [--epochs N] [--marker FILE]
+const USAGE: &str =
+    "usage: tl-demo-engine --data A.csv [--data B.csv ...] --out DIR [--epochs N] [--marker FILE]
        tl-demo-engine --generate-sample lab|clinic";
 const LEARNING_RATE: f64 = 0.5;
 const MAX_EPOCHS: usize = 100_000;

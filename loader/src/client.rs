@@ -36,7 +36,11 @@ enum Failure {
     /// Worth another try: connection refused, timeout, 5xx.
     Transient(String),
     /// The CA answered and refused: no retry.
-    Rejected { status: u16, code: String, detail: String },
+    Rejected {
+        status: u16,
+        code: String,
+        detail: String,
+    },
     /// The CA answered something that is not the protocol.
     Invalid(String),
 }
@@ -70,7 +74,11 @@ impl CaClient {
 
     /// `POST /v1/nonce`.
     pub fn nonce(&self) -> Result<NonceResponse, Halt> {
-        self.call("/v1/nonce", &serde_json::json!({}), HaltCode::EnrollRejected)
+        self.call(
+            "/v1/nonce",
+            &serde_json::json!({}),
+            HaltCode::EnrollRejected,
+        )
     }
 
     /// `POST /v1/enroll`.
@@ -137,7 +145,10 @@ impl CaClient {
         }
         Err(Halt::new(
             HaltCode::EnrollUnreachable,
-            format!("{path}: CA unreachable after {} attempts ({last})", self.attempts),
+            format!(
+                "{path}: CA unreachable after {} attempts ({last})",
+                self.attempts
+            ),
         ))
     }
 
@@ -187,7 +198,10 @@ fn parse_api_error(bytes: &[u8]) -> Option<(String, String)> {
     let e = v.get("error")?;
     Some((
         e.get("code")?.as_str()?.to_owned(),
-        e.get("detail").and_then(|d| d.as_str()).unwrap_or("").to_owned(),
+        e.get("detail")
+            .and_then(|d| d.as_str())
+            .unwrap_or("")
+            .to_owned(),
     ))
 }
 

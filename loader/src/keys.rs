@@ -70,8 +70,9 @@ impl LoaderKeys {
     pub fn csr(&self) -> Result<(Vec<u8>, Vec<u8>), Halt> {
         let bad = |d: String| Halt::new(HaltCode::KeyDerivationFailed, d);
         let pkcs8 = rustls_pki_types::PrivatePkcs8KeyDer::from(self.signing_pkcs8.as_slice());
-        let kp = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_ECDSA_P256_SHA256)
-            .map_err(|e| bad(format!("CSR key: {e}")))?;
+        let kp =
+            rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_ECDSA_P256_SHA256)
+                .map_err(|e| bad(format!("CSR key: {e}")))?;
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
             .map_err(|e| bad(format!("CSR params: {e}")))?;
         params

@@ -79,7 +79,8 @@ fn main() {
 
 /// Run the order; any failure goes to the halt path and never returns.
 fn run_pipeline(config: &LoaderConfig, ctx: &mut HaltContext) {
-    let mut progress = |stage: &str, detail: &str| eprintln!("[trusted-loader] {stage:<9} {detail}");
+    let mut progress =
+        |stage: &str, detail: &str| eprintln!("[trusted-loader] {stage:<9} {detail}");
     match tl_loader::pipeline::run(config, ctx, &mut progress) {
         Ok(summary) => eprintln!(
             "[trusted-loader] done      run report {} (log index {})",

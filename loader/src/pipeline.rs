@@ -89,7 +89,11 @@ fn io_halt(code: HaltCode, what: &str, path: &Path, e: impl std::fmt::Display) -
 
 /// Run the whole path. On `Err`, the caller halts with `ctx` (which holds the
 /// wipes this function registered).
-pub fn run(cfg: &LoaderConfig, ctx: &mut HaltContext, progress: Progress) -> Result<RunSummary, Halt> {
+pub fn run(
+    cfg: &LoaderConfig,
+    ctx: &mut HaltContext,
+    progress: Progress,
+) -> Result<RunSummary, Halt> {
     let started = now_unix();
     ctx.event_log.record(Event::LoaderStarted {
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -98,13 +102,23 @@ pub fn run(cfg: &LoaderConfig, ctx: &mut HaltContext, progress: Progress) -> Res
 
     // 1. TEE and keys. Local keys exist before the quote so the quote binds them.
     let provider = provider_for(cfg)?;
-    progress("tee", &format!("{} via configfs-tsm at {}", provider.as_str(), cfg.tsm_root.display()));
+    progress(
+        "tee",
+        &format!(
+            "{} via configfs-tsm at {}",
+            provider.as_str(),
+            cfg.tsm_root.display()
+        ),
+    );
     let keys = LoaderKeys::ephemeral()?;
     let (csr_der, spki_der) = keys.csr()?;
     let enc_pub = keys.encryption_public_raw();
     progress(
         "keys",
-        &format!("ephemeral signing key (P-256) and encryption key {}", keys.encryption().public_key().to_text()),
+        &format!(
+            "ephemeral signing key (P-256) and encryption key {}",
+            keys.encryption().public_key().to_text()
+        ),
     );
 
     // 2. Evidence bound to the CA's nonce and both public keys.
@@ -164,41 +178,69 @@ pub fn run(cfg: &LoaderConfig, ctx: &mut HaltContext, progress: Progress) -> Res
     let leaf = tl_ca::certs::verify_leaf_pem(&enrolled.certificate_pem, &ca_root_der, now_unix())
         .map_err(|e| Halt::new(HaltCode::CaResponseInvalid, format!("certificate: {e}")))?;
     if leaf.spki_der != spki_der {
-        return Err(Halt::new(HaltCode::CaResponseInvalid, "certificate names another signing key"));
+        return Err(Halt::new(
+            HaltCode::CaResponseInvalid,
+            "certificate names another signing key",
+        ));
     }
     if leaf.claims.encryption_key_bytes().ok() != Some(enc_pub) {
-        return Err(Halt::new(HaltCode::CaResponseInvalid, "certificate names another encryption key"));
+        return Err(Halt::new(
+            HaltCode::CaResponseInvalid,
+            "certificate names another encryption key",
+        ));
     }
-    if leaf.claims.evidence_digest != hex::encode(bundle.digest()) {
-        return Err(Halt::new(HaltCode::CaResponseInvalid, "certificate names other evidence"));
+    if leaf.claims.evidence_digest != bundle.digest() {
+        return Err(Halt::new(
+            HaltCode::CaResponseInvalid,
+            "certificate names other evidence",
+        ));
     }
     let claims = leaf.claims.platform.clone();
     progress(
         "enroll",
         &format!(
             "certificate issued by the CA (evidence {}, TCB {:?}{})",
-            &leaf.claims.evidence_digest[..16],
+            &hex::encode(leaf.claims.evidence_digest)[..16],
             claims.tcb_status,
-            if claims.simulated { ", SIMULATED TEE" } else { "" }
+            if claims.simulated {
+                ", SIMULATED TEE"
+            } else {
+                ""
+            }
         ),
     );
     publish_identity(cfg, &enrolled.chain_pem, &keys, &enrolled.claims)?;
-    progress("publish", &format!("certificate and encryption key in {}", cfg.publish_dir.display()));
+    progress(
+        "publish",
+        &format!(
+            "certificate and encryption key in {}",
+            cfg.publish_dir.display()
+        ),
+    );
 
     // 4. The order: wait, verify signatures, appraise, register with the CA.
     let order_bytes = wait_for_order(cfg, progress)?;
     let verified = SignedOrder::verify(&order_bytes).map_err(|e| {
         let code = match e.code() {
-            "ORDER_BAD_SIGNATURE" | "ORDER_MISSING_SIGNER" | "ORDER_UNKNOWN_SIGNER" => HaltCode::OrderSignature,
+            "ORDER_BAD_SIGNATURE" | "ORDER_MISSING_SIGNER" | "ORDER_UNKNOWN_SIGNER" => {
+                HaltCode::OrderSignature
+            }
             _ => HaltCode::OrderInvalid,
         };
         Halt::new(code, format!("{}: {e}", e.code()))
     })?;
     let VerifiedOrder { order, digest } = &verified;
     let floor = enrolled.order_floors.get(order.family()).copied();
-    let verdict = appraise(order, &claims, &AppraisalContext { now_unix: now_unix(), version_floor: floor });
+    let verdict = appraise(
+        order,
+        &claims,
+        &AppraisalContext {
+            now_unix: now_unix(),
+            version_floor: floor,
+        },
+    );
     if !verdict.passed() {
-        let codes = verdict.codes();
+        let codes: Vec<&str> = verdict.codes().into_iter().map(|c| c.as_str()).collect();
         let code = if codes.iter().all(|c| *c == "ORDER_EXPIRED") {
             HaltCode::OrderExpired
         } else if codes.iter().all(|c| *c == "ORDER_ROLLBACK") {
@@ -209,7 +251,11 @@ pub fn run(cfg: &LoaderConfig, ctx: &mut HaltContext, progress: Progress) -> Res
         return Err(Halt::new(code, verdict.to_string()));
     }
     let accept = tl_ca::orders::sign_accept(
-        &tl_ca::orders::OrderAccept { family: order.family().to_owned(), version: order.version(), order_digest: *digest },
+        &tl_ca::orders::OrderAccept {
+            family: order.family().to_owned(),
+            version: order.version(),
+            order_digest: *digest,
+        },
         keys.signing(),
         &enrolled.certificate_pem,
     )
@@ -224,7 +270,12 @@ pub fn run(cfg: &LoaderConfig, ctx: &mut HaltContext, progress: Progress) -> Res
             order.family(),
             order.version(),
             &hex::encode(digest)[..16],
-            order.signers().iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            order
+                .signers()
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     );
 
@@ -241,6 +292,10 @@ pub fn run(cfg: &LoaderConfig, ctx: &mut HaltContext, progress: Progress) -> Res
     }
     let (comp_dir, out_dir) = {
         let g = work.lock().unwrap_or_else(|p| p.into_inner());
+        // The engine (uid 65534) must traverse the work root to reach its
+        // read-only components and its outputs; it cannot list it.
+        fs::set_permissions(g.root(), fs::Permissions::from_mode(0o711))
+            .map_err(|e| io_halt(HaltCode::WorkdirFailed, "chmod", g.root(), e))?;
         (g.components(), g.outputs())
     };
     let mut records = Vec::new();
@@ -251,30 +306,71 @@ pub fn run(cfg: &LoaderConfig, ctx: &mut HaltContext, progress: Progress) -> Res
             .as_ref()
             .map(|h| h.0)
             .or_else(|| c.tree_sha256.as_ref().map(|h| h.0))
-            .ok_or_else(|| Halt::new(HaltCode::OrderInvalid, format!("component {} pins no 32-byte digest", c.name.as_str())))?;
-        let grant_path = cfg.order_source_dir.join(source::GRANTS).join(format!("{}.grant", c.name.as_str()));
-        let grant = fs::read(&grant_path).map_err(|e| io_halt(HaltCode::GrantInvalid, "reading grant", &grant_path, e))?;
-        let gctx = GrantContext { order_digest: *digest, component_name: c.name.as_str().to_owned(), component_sha256: pinned };
-        let key = open_grant(&grant, keys.encryption(), &gctx)
-            .map_err(|e| Halt::new(HaltCode::GrantInvalid, format!("{} ({}): {e}", c.name.as_str(), e.code())))?;
-        let sealed_path = cfg.order_source_dir.join(source::COMPONENTS).join(format!("{}.sealed", c.name.as_str()));
+            .ok_or_else(|| {
+                Halt::new(
+                    HaltCode::OrderInvalid,
+                    format!("component {} pins no 32-byte digest", c.name.as_str()),
+                )
+            })?;
+        let grant_path = cfg
+            .order_source_dir
+            .join(source::GRANTS)
+            .join(format!("{}.grant", c.name.as_str()));
+        let grant = fs::read(&grant_path)
+            .map_err(|e| io_halt(HaltCode::GrantInvalid, "reading grant", &grant_path, e))?;
+        let gctx = GrantContext {
+            order_digest: *digest,
+            component_name: c.name.as_str().to_owned(),
+            component_sha256: pinned,
+        };
+        let key = open_grant(&grant, keys.encryption(), &gctx).map_err(|e| {
+            Halt::new(
+                HaltCode::GrantInvalid,
+                format!("{} ({}): {e}", c.name.as_str(), e.code()),
+            )
+        })?;
+        let sealed_path = cfg
+            .order_source_dir
+            .join(source::COMPONENTS)
+            .join(format!("{}.sealed", c.name.as_str()));
         let dest = comp_dir.join(c.mount());
         if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).map_err(|e| io_halt(HaltCode::WorkdirFailed, "creating", parent, e))?;
+            fs::create_dir_all(parent)
+                .map_err(|e| io_halt(HaltCode::WorkdirFailed, "creating", parent, e))?;
         }
         let summary = {
             let mut r = BufReader::with_capacity(
                 1 << 20,
-                File::open(&sealed_path).map_err(|e| io_halt(HaltCode::ComponentCorrupt, "opening", &sealed_path, e))?,
+                File::open(&sealed_path)
+                    .map_err(|e| io_halt(HaltCode::ComponentCorrupt, "opening", &sealed_path, e))?,
             );
             let mut w = BufWriter::with_capacity(
                 1 << 20,
-                File::create(&dest).map_err(|e| io_halt(HaltCode::WorkdirFailed, "creating", &dest, e))?,
+                File::create(&dest)
+                    .map_err(|e| io_halt(HaltCode::WorkdirFailed, "creating", &dest, e))?,
             );
-            let set = DigestSet { sha256: true, sha384: c.sha384.is_some(), tree_sha256: c.tree_sha256.is_some() };
-            let s = open_stream(&key, &mut r, &mut w, OpenOptions { digests: set, hash_threads: available_cores() })
-                .map_err(|e| Halt::new(HaltCode::ComponentCorrupt, format!("{} ({}): {e}", c.name.as_str(), e.code())))?;
-            w.flush().map_err(|e| io_halt(HaltCode::WorkdirFailed, "writing", &dest, e))?;
+            let set = DigestSet {
+                sha256: true,
+                sha384: c.sha384.is_some(),
+                tree_sha256: c.tree_sha256.is_some(),
+            };
+            let s = open_stream(
+                &key,
+                &mut r,
+                &mut w,
+                OpenOptions {
+                    digests: set,
+                    hash_threads: available_cores(),
+                },
+            )
+            .map_err(|e| {
+                Halt::new(
+                    HaltCode::ComponentCorrupt,
+                    format!("{} ({}): {e}", c.name.as_str(), e.code()),
+                )
+            })?;
+            w.flush()
+                .map_err(|e| io_halt(HaltCode::WorkdirFailed, "writing", &dest, e))?;
             s
         };
         let sha256 = summary
@@ -290,8 +386,14 @@ pub fn run(cfg: &LoaderConfig, ctx: &mut HaltContext, progress: Progress) -> Res
                 tree_sha256: summary.digests.tree_sha256,
             })
             .map_err(|fails| {
-                let text: Vec<String> = fails.iter().map(|f| format!("{}: {}", f.code(), f.detail)).collect();
-                Halt::new(HaltCode::ComponentDigestMismatch, format!("{}: {}", c.name.as_str(), text.join("; ")))
+                let text: Vec<String> = fails
+                    .iter()
+                    .map(|f| format!("{}: {}", f.code(), f.detail))
+                    .collect();
+                Halt::new(
+                    HaltCode::ComponentDigestMismatch,
+                    format!("{}: {}", c.name.as_str(), text.join("; ")),
+                )
             })?;
         let mode = if c.executable { 0o555 } else { 0o444 };
         fs::set_permissions(&dest, fs::Permissions::from_mode(mode))
@@ -303,7 +405,11 @@ pub fn run(cfg: &LoaderConfig, ctx: &mut HaltContext, progress: Progress) -> Res
             summary.digests.sha384.as_ref(),
         ));
         extend(ctx, &ev)?;
-        records.push(ComponentRecord { name: c.name.as_str().to_owned(), sha256, size: summary.plaintext_len });
+        records.push(ComponentRecord {
+            name: c.name.as_str().to_owned(),
+            sha256,
+            size: summary.plaintext_len,
+        });
         progress(
             "component",
             &format!(
@@ -331,11 +437,23 @@ pub fn run(cfg: &LoaderConfig, ctx: &mut HaltContext, progress: Progress) -> Res
         cpu_seconds: launch.cpu_seconds,
         timeout: Duration::from_secs(launch.timeout_seconds),
     };
-    let ev = ctx.event_log.record(Event::Launch { argv: spec.argv.clone() });
+    let ev = ctx.event_log.record(Event::Launch {
+        argv: spec.argv.clone(),
+    });
     extend(ctx, &ev)?;
-    progress("launch", &format!("engine as uid 65534 in new PID and mount namespaces: {}", spec.argv.join(" ")));
-    let opts = LaunchOptions::current_exe()
-        .map_err(|e| Halt::new(HaltCode::LaunchFailed, format!("locating the loader binary: {e}")))?;
+    progress(
+        "launch",
+        &format!(
+            "engine as uid 65534 in new PID and mount namespaces: {}",
+            spec.argv.join(" ")
+        ),
+    );
+    let opts = LaunchOptions::current_exe().map_err(|e| {
+        Halt::new(
+            HaltCode::LaunchFailed,
+            format!("locating the loader binary: {e}"),
+        )
+    })?;
     let outcome = sandbox::launch(&spec, &opts)?;
     for line in outcome.stdout_tail.lines() {
         progress("engine", line);
@@ -350,41 +468,86 @@ pub fn run(cfg: &LoaderConfig, ctx: &mut HaltContext, progress: Progress) -> Res
 
     // 7. Outputs, sealed to the order's recipients; then the wipe.
     let mut outputs = Vec::new();
-    fs::create_dir_all(&cfg.output_dir).map_err(|e| io_halt(HaltCode::OutputFailed, "creating", &cfg.output_dir, e))?;
+    fs::create_dir_all(&cfg.output_dir)
+        .map_err(|e| io_halt(HaltCode::OutputFailed, "creating", &cfg.output_dir, e))?;
     for o in order.outputs() {
         let src = out_dir.join(o.path.as_str());
-        let meta = fs::symlink_metadata(&src).map_err(|e| io_halt(HaltCode::OutputFailed, "engine output", &src, e))?;
+        let meta = fs::symlink_metadata(&src)
+            .map_err(|e| io_halt(HaltCode::OutputFailed, "engine output", &src, e))?;
         if !meta.is_file() {
-            return Err(Halt::new(HaltCode::OutputFailed, format!("output {} is not a regular file", o.name.as_str())));
+            return Err(Halt::new(
+                HaltCode::OutputFailed,
+                format!("output {} is not a regular file", o.name.as_str()),
+            ));
         }
         if meta.len() > o.max_bytes {
-            return Err(Halt::new(HaltCode::OutputFailed, format!("output {} has {} bytes, over its limit {}", o.name.as_str(), meta.len(), o.max_bytes)));
+            return Err(Halt::new(
+                HaltCode::OutputFailed,
+                format!(
+                    "output {} has {} bytes, over its limit {}",
+                    o.name.as_str(),
+                    meta.len(),
+                    o.max_bytes
+                ),
+            ));
         }
         let mut recipients = Vec::new();
         for r in &o.recipients {
             let key_text = order
                 .party(r.as_str())
                 .and_then(|p| p.encryption_key.as_ref())
-                .ok_or_else(|| Halt::new(HaltCode::OutputFailed, format!("recipient {} has no encryption key", r.as_str())))?;
+                .ok_or_else(|| {
+                    Halt::new(
+                        HaltCode::OutputFailed,
+                        format!("recipient {} has no encryption key", r.as_str()),
+                    )
+                })?;
             recipients.push(
-                RecipientPublicKey::from_text(key_text.as_str())
-                    .map_err(|e| Halt::new(HaltCode::OutputFailed, format!("recipient {}: {e}", r.as_str())))?,
+                RecipientPublicKey::from_text(key_text.as_str()).map_err(|e| {
+                    Halt::new(
+                        HaltCode::OutputFailed,
+                        format!("recipient {}: {e}", r.as_str()),
+                    )
+                })?,
             );
         }
         let sealed_path = cfg.output_dir.join(format!("{}.sealed", o.name.as_str()));
         let sealed = {
-            let mut r = BufReader::new(File::open(&src).map_err(|e| io_halt(HaltCode::OutputFailed, "opening", &src, e))?);
-            let mut w = BufWriter::new(File::create(&sealed_path).map_err(|e| io_halt(HaltCode::OutputFailed, "creating", &sealed_path, e))?);
-            let s = tl_seal::output::seal_to_recipients(&recipients, *digest, o.name.as_str(), meta.len(), &mut r, &mut w, &mut tl_seal::grant::SystemRng)
-                .map_err(|e| Halt::new(HaltCode::OutputFailed, format!("sealing {}: {e}", o.name.as_str())))?;
-            w.flush().map_err(|e| io_halt(HaltCode::OutputFailed, "writing", &sealed_path, e))?;
+            let mut r = BufReader::new(
+                File::open(&src)
+                    .map_err(|e| io_halt(HaltCode::OutputFailed, "opening", &src, e))?,
+            );
+            let mut w = BufWriter::new(
+                File::create(&sealed_path)
+                    .map_err(|e| io_halt(HaltCode::OutputFailed, "creating", &sealed_path, e))?,
+            );
+            let s = tl_seal::output::seal_to_recipients(
+                &recipients,
+                *digest,
+                o.name.as_str(),
+                meta.len(),
+                &mut r,
+                &mut w,
+                &mut tl_seal::grant::SystemRng,
+            )
+            .map_err(|e| {
+                Halt::new(
+                    HaltCode::OutputFailed,
+                    format!("sealing {}: {e}", o.name.as_str()),
+                )
+            })?;
+            w.flush()
+                .map_err(|e| io_halt(HaltCode::OutputFailed, "writing", &sealed_path, e))?;
             s
         };
         for (party, (_, grant)) in o.recipients.iter().zip(&sealed.grants) {
-            let p = cfg.output_dir.join(format!("{}.{}.grant", o.name.as_str(), party.as_str()));
+            let p = cfg
+                .output_dir
+                .join(format!("{}.{}.grant", o.name.as_str(), party.as_str()));
             fs::write(&p, grant).map_err(|e| io_halt(HaltCode::OutputFailed, "writing", &p, e))?;
         }
-        let sealed_bytes = fs::read(&sealed_path).map_err(|e| io_halt(HaltCode::OutputFailed, "reading", &sealed_path, e))?;
+        let sealed_bytes = fs::read(&sealed_path)
+            .map_err(|e| io_halt(HaltCode::OutputFailed, "reading", &sealed_path, e))?;
         outputs.push(OutputRecord {
             name: o.name.as_str().to_owned(),
             recipients: o.recipients.iter().map(|r| r.as_str().to_owned()).collect(),
@@ -393,7 +556,16 @@ pub fn run(cfg: &LoaderConfig, ctx: &mut HaltContext, progress: Progress) -> Res
         });
         progress(
             "output",
-            &format!("{} sealed to {} ({})", o.name.as_str(), o.recipients.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "), sealed_path.display()),
+            &format!(
+                "{} sealed to {} ({})",
+                o.name.as_str(),
+                o.recipients
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                sealed_path.display()
+            ),
         );
     }
     let wiped = work
@@ -401,14 +573,24 @@ pub fn run(cfg: &LoaderConfig, ctx: &mut HaltContext, progress: Progress) -> Res
         .unwrap_or_else(|p| p.into_inner())
         .wipe()
         .map_err(Halt::from)?;
-    progress("wipe", &format!("{} plaintext files ({} bytes) zeroed and removed; tmpfs unmounted", wiped.files_zeroed, wiped.bytes_zeroed));
+    progress(
+        "wipe",
+        &format!(
+            "{} plaintext files ({} bytes) zeroed and removed; tmpfs unmounted",
+            wiped.files_zeroed, wiped.bytes_zeroed
+        ),
+    );
 
     // 8. The run report, signed by the certified key and logged by the CA.
     let report = RunReport {
         loader_version: env!("CARGO_PKG_VERSION").to_owned(),
         evidence_digest: bundle.digest(),
         certificate_pem: enrolled.certificate_pem.clone(),
-        order: OrderRef { family: order.family().to_owned(), version: order.version(), digest: *digest },
+        order: OrderRef {
+            family: order.family().to_owned(),
+            version: order.version(),
+            digest: *digest,
+        },
         components: records,
         outputs,
         started_at: Timestamp(i64::try_from(started).unwrap_or(i64::MAX)),
@@ -422,34 +604,61 @@ pub fn run(cfg: &LoaderConfig, ctx: &mut HaltContext, progress: Progress) -> Res
         .map_err(|e| Halt::new(HaltCode::ReportFailed, format!("signing report: {e}")))?;
     let inclusion = client.submit_report(&signed)?;
     let receipt = serde_json::json!({ "signed_report": signed, "log": inclusion, "event_log": serde_json::from_slice::<serde_json::Value>(&ctx.event_log.to_json()).unwrap_or_default() });
-    let text = serde_json::to_vec_pretty(&receipt).map_err(|e| Halt::new(HaltCode::ReportFailed, e))?;
+    let text =
+        serde_json::to_vec_pretty(&receipt).map_err(|e| Halt::new(HaltCode::ReportFailed, e))?;
     if let Some(parent) = cfg.report_out.parent() {
-        fs::create_dir_all(parent).map_err(|e| io_halt(HaltCode::ReportFailed, "creating", parent, e))?;
+        fs::create_dir_all(parent)
+            .map_err(|e| io_halt(HaltCode::ReportFailed, "creating", parent, e))?;
     }
-    fs::write(&cfg.report_out, text).map_err(|e| io_halt(HaltCode::ReportFailed, "writing", &cfg.report_out, e))?;
-    progress("report", &format!("signed run report logged at index {} (tree size {}); written to {}", inclusion.index, inclusion.tree_size, cfg.report_out.display()));
-    Ok(RunSummary { report: signed, inclusion, report_path: cfg.report_out.clone() })
+    fs::write(&cfg.report_out, text)
+        .map_err(|e| io_halt(HaltCode::ReportFailed, "writing", &cfg.report_out, e))?;
+    progress(
+        "report",
+        &format!(
+            "signed run report logged at index {} (tree size {}); written to {}",
+            inclusion.index,
+            inclusion.tree_size,
+            cfg.report_out.display()
+        ),
+    );
+    Ok(RunSummary {
+        report: signed,
+        inclusion,
+        report_path: cfg.report_out.clone(),
+    })
 }
 
 fn available_cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn extend(ctx: &mut HaltContext, digest: &[u8; 48]) -> Result<(), Halt> {
-    ctx.extend_register(digest)
-        .map_err(|e| Halt::new(HaltCode::EvidenceCollectFailed, format!("runtime register extend: {e}")))
+    ctx.extend_register(digest).map_err(|e| {
+        Halt::new(
+            HaltCode::EvidenceCollectFailed,
+            format!("runtime register extend: {e}"),
+        )
+    })
 }
 
 fn provider_for(cfg: &LoaderConfig) -> Result<TsmProvider, Halt> {
     match cfg.tee {
         TeeChoice::Sim => {
             if !cfg.allow_simulation {
-                return Err(Halt::new(HaltCode::SimulationNotEnabled, "tee = \"sim\" without allow_simulation"));
+                return Err(Halt::new(
+                    HaltCode::SimulationNotEnabled,
+                    "tee = \"sim\" without allow_simulation",
+                ));
             }
             Ok(TsmProvider::Named(SIM_PROVIDER.to_owned()))
         }
         TeeChoice::Tdx => Ok(TsmProvider::Tdx),
-        TeeChoice::Snp => Err(Halt::new(HaltCode::TeeUnavailable, "SEV-SNP evidence collection is not in this build")),
+        TeeChoice::Snp => Err(Halt::new(
+            HaltCode::TeeUnavailable,
+            "SEV-SNP evidence collection is not in this build",
+        )),
         TeeChoice::Auto => {
             if Path::new("/dev/tdx_guest").exists() {
                 Ok(TsmProvider::Tdx)
@@ -475,8 +684,15 @@ fn publish_identity(
             .and_then(|_| fs::rename(&tmp, &p))
             .map_err(|e| io_halt(HaltCode::EnrollRejected, "publishing", &p, e))
     };
-    write(publish::CLAIMS, &serde_json::to_vec_pretty(claims).map_err(|e| Halt::new(HaltCode::CaResponseInvalid, e))?)?;
-    write(publish::ENCRYPTION_KEY, format!("{}\n", keys.encryption().public_key().to_text()).as_bytes())?;
+    write(
+        publish::CLAIMS,
+        &serde_json::to_vec_pretty(claims)
+            .map_err(|e| Halt::new(HaltCode::CaResponseInvalid, e))?,
+    )?;
+    write(
+        publish::ENCRYPTION_KEY,
+        format!("{}\n", keys.encryption().public_key().to_text()).as_bytes(),
+    )?;
     // The certificate last: its presence says the others are there.
     write(publish::CERTIFICATE, chain_pem.as_bytes())
 }
@@ -484,20 +700,35 @@ fn publish_identity(
 fn wait_for_order(cfg: &LoaderConfig, progress: Progress) -> Result<Vec<u8>, Halt> {
     let deadline = Instant::now() + Duration::from_secs(cfg.deadline_seconds);
     let ready = cfg.order_source_dir.join(source::READY);
-    progress("order", &format!("waiting up to {} s for the order in {}", cfg.deadline_seconds, cfg.order_source_dir.display()));
+    progress(
+        "order",
+        &format!(
+            "waiting up to {} s for the order in {}",
+            cfg.deadline_seconds,
+            cfg.order_source_dir.display()
+        ),
+    );
     while !ready.exists() {
         if Instant::now() >= deadline {
             return Err(Halt::new(
                 HaltCode::OrderUnavailable,
-                format!("no order in {} within {} s", cfg.order_source_dir.display(), cfg.deadline_seconds),
+                format!(
+                    "no order in {} within {} s",
+                    cfg.order_source_dir.display(),
+                    cfg.deadline_seconds
+                ),
             ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     let p = cfg.order_source_dir.join(source::ORDER);
-    let meta = fs::metadata(&p).map_err(|e| io_halt(HaltCode::OrderUnavailable, "reading", &p, e))?;
+    let meta =
+        fs::metadata(&p).map_err(|e| io_halt(HaltCode::OrderUnavailable, "reading", &p, e))?;
     if meta.len() > 1 << 20 {
-        return Err(Halt::new(HaltCode::OrderInvalid, "order envelope larger than 1 MiB"));
+        return Err(Halt::new(
+            HaltCode::OrderInvalid,
+            "order envelope larger than 1 MiB",
+        ));
     }
     fs::read(&p).map_err(|e| io_halt(HaltCode::OrderUnavailable, "reading", &p, e))
 }
