@@ -96,6 +96,7 @@ impl Default for SimMeasurements {
 
 /// A simulated TDX platform: root CA, PCK leaf and QE attestation key, all
 /// derived from a seed.
+#[derive(Clone)]
 pub struct SimTee {
     pck_key: SigningKey,
     ak_key: SigningKey,
