@@ -284,6 +284,7 @@ impl CaKey {
         let not_after = req.now_unix.saturating_add(req.lifetime_secs);
         let nb = x509_time(not_before)?;
         let na = x509_time(not_after)?;
+        // The hex of a 32-byte digest is 64 ASCII characters; 16 are taken.
         let cn = format!(
             "trusted-loader {}",
             &hex::encode(req.claims.evidence_digest)[..16]

@@ -323,3 +323,38 @@ fn signatures_are_domain_separated() {
         "ORDER_ACCEPT_SIGNATURE"
     );
 }
+
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn parsers_are_total(bytes in proptest::collection::vec(any::<u8>(), 0..2048), text in ".{0,512}") {
+            let root = generate_root(NOW).unwrap().1;
+            let _ = verify_leaf(&bytes, &root, NOW);
+            let _ = verify_leaf(&root, &bytes, NOW);
+            let _ = parse_csr(&bytes);
+            let _ = CertClaims::from_extension_value(&bytes);
+            let _ = tl_ca::certs::pem_to_certs(&text);
+            let _ = RunReport::from_canonical_json(&text);
+            let signed = SignedRunReport {
+                report: text.clone(),
+                signature: text.clone(),
+                certificate_chain_pem: text.clone(),
+                quote: None,
+            };
+            let _ = report::verify_signed_report(&signed, &root, NOW);
+            let _ = tl_ca::claims_ext::parse_x25519_text(&text);
+        }
+
+        #[test]
+        fn truncated_leaves_are_refused(cut in 0usize..2000) {
+            let ca = ca();
+            let leaf = issue(&ca, &subject(), NOW);
+            let cut = cut % leaf.len();
+            prop_assert!(verify_leaf(&leaf[..cut], ca.root_der(), NOW).is_err());
+        }
+    }
+}
