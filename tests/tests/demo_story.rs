@@ -1,0 +1,136 @@
+//! The README's main command, end to end: the multi-party story passes, and
+//! every tamper kind halts with its reason code before the engine starts,
+//! leaving no plaintext behind.
+
+mod common;
+
+use common::{any_file_contains, demo, files_below};
+
+const LAB_ROW: &[u8] = b"marker_a,marker_b,marker_c,marker_d,label";
+
+#[test]
+fn the_story_runs_end_to_end() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (v, stderr, out) = demo(tmp.path(), &[]);
+    assert!(out.status.success(), "tl demo failed:\n{stderr}");
+    assert_eq!(v["ok"], true, "{stderr}");
+    assert_eq!(v["report_verified"], true);
+    assert_eq!(v["loader_exit"], 0);
+    assert!(v["halt_code"].is_null());
+    assert!(v["log_index"].is_u64());
+    // The engine ran and really trained something on both datasets.
+    assert_eq!(v["engine_started"], true);
+    let model = &v["model"];
+    let acc = model["accuracy_holdout"].as_f64().expect("accuracy");
+    assert!(acc > 0.8, "holdout accuracy {acc}");
+    assert_eq!(
+        model["train_rows_per_dataset"].as_array().map(Vec::len),
+        Some(2)
+    );
+    // The CVM's work area holds nothing after the run; outputs left the CVM
+    // only sealed.
+    let cvm = tmp.path().join("cvm");
+    assert!(files_below(&cvm.join("work")).is_empty());
+    assert!(any_file_contains(&cvm.join("outputs"), b"accuracy_holdout").is_none());
+    assert!(any_file_contains(&cvm.join("order-in"), LAB_ROW).is_none());
+    // Every stage is shown.
+    for stage in [
+        "evidence",
+        "enroll",
+        "order",
+        "component",
+        "launch",
+        "output",
+        "wipe",
+        "report",
+        "verify",
+        "model",
+    ] {
+        assert!(stderr.contains(stage), "stage {stage} not shown:\n{stderr}");
+    }
+}
+
+fn tamper(kind: &str, expected: &[&str]) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (v, stderr, out) = demo(tmp.path(), &["--tamper", kind]);
+    assert!(
+        out.status.success(),
+        "tl demo --tamper {kind} did not show the expected halt:\n{stderr}"
+    );
+    let code = v["halt_code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no halt code:\n{stderr}"));
+    assert!(
+        expected.contains(&code),
+        "tamper {kind}: halt {code}, expected one of {expected:?}\n{stderr}"
+    );
+    assert_ne!(v["loader_exit"], 0);
+    assert!(
+        stderr.contains(&format!("HALT {code}")),
+        "the console line names the code:\n{stderr}"
+    );
+    // The engine never started: it writes a marker outside the work area first thing.
+    assert!(
+        !tmp.path().join("markers").join("engine-started").exists(),
+        "{kind}: the engine started"
+    );
+    // No plaintext remains anywhere in the CVM's work area, nor any output.
+    let work = tmp.path().join("cvm").join("work");
+    assert_eq!(
+        files_below(&work),
+        Vec::<std::path::PathBuf>::new(),
+        "{kind}: files left in the work area"
+    );
+    assert!(
+        any_file_contains(&tmp.path().join("cvm"), LAB_ROW).is_none(),
+        "{kind}: dataset plaintext left"
+    );
+    assert!(
+        files_below(&tmp.path().join("cvm").join("outputs")).is_empty(),
+        "{kind}: outputs written"
+    );
+    assert!(
+        !tmp.path().join("cvm").join("report.json").exists(),
+        "{kind}: a success report was written"
+    );
+}
+
+#[test]
+fn tampered_dataset_halts() {
+    tamper("dataset", &["COMPONENT_CORRUPT"]);
+}
+
+#[test]
+fn swapped_engine_halts() {
+    tamper("engine", &["COMPONENT_DIGEST_MISMATCH"]);
+}
+
+#[test]
+fn tampered_order_halts() {
+    tamper("order", &["ORDER_SIGNATURE"]);
+}
+
+#[test]
+fn tampered_grant_halts() {
+    tamper("grant", &["GRANT_INVALID"]);
+}
+
+#[test]
+fn corrupted_quote_halts() {
+    tamper("quote", &["ENROLL_REJECTED"]);
+}
+
+#[test]
+fn rolled_back_order_halts() {
+    tamper("rollback", &["ORDER_ROLLBACK"]);
+}
+
+#[test]
+fn wrong_platform_halts() {
+    tamper("platform", &["PLATFORM_MISMATCH"]);
+}
+
+#[test]
+fn dead_ca_halts() {
+    tamper("ca-down", &["ENROLL_UNREACHABLE", "ENROLL_TIMEOUT"]);
+}
