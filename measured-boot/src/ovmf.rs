@@ -89,6 +89,9 @@ pub const TDVF_METADATA_GUID: Guid = Guid::from_str_const("e47a6535-984a-4798-86
 const ENTRY_HEADER: usize = 18;
 /// The footer table ends this many bytes before the end of the image.
 const FOOTER_GAP: usize = 32;
+/// Upper bound on the total size of SEV metadata sections (each page is one digest
+/// update), against hostile metadata. Real firmware declares well under 1 MiB.
+pub const MAX_SEV_METADATA_BYTES: u64 = 256 << 20;
 /// 4 KiB.
 pub const PAGE_SIZE: u64 = 4096;
 /// 4 GiB: OVMF is mapped to end here.
@@ -137,13 +140,18 @@ pub enum OvmfError {
     #[error("unknown SEV metadata section type {0:#x}")]
     SevUnknownSectionType(u32),
     /// SEV section not page-aligned, empty, or above 4 GiB.
-    #[error("SEV metadata section at {gpa:#x} size {size:#x} is not a page-aligned range below 4 GiB")]
+    #[error(
+        "SEV metadata section at {gpa:#x} size {size:#x} is not a page-aligned range below 4 GiB"
+    )]
     SevBadSection {
         /// Section GPA.
         gpa: u32,
         /// Section size.
         size: u32,
     },
+    /// The SEV sections cover more than [`MAX_SEV_METADATA_BYTES`] in total.
+    #[error("SEV metadata sections cover more than {MAX_SEV_METADATA_BYTES} bytes")]
+    SevMetadataTooLarge,
     /// The TDVF descriptor offset or length points outside the image.
     #[error("TDVF metadata lies outside the image")]
     TdvfMetadataOutOfBounds,
@@ -194,6 +202,7 @@ impl OvmfError {
             Self::SevBadVersion(_) => "SEV_METADATA_BAD_VERSION",
             Self::SevUnknownSectionType(_) => "SEV_METADATA_UNKNOWN_SECTION_TYPE",
             Self::SevBadSection { .. } => "SEV_METADATA_BAD_SECTION",
+            Self::SevMetadataTooLarge => "SEV_METADATA_TOO_LARGE",
             Self::TdvfMetadataOutOfBounds => "TDVF_METADATA_OUT_OF_BOUNDS",
             Self::TdvfBadSignature => "TDVF_BAD_SIGNATURE",
             Self::TdvfBadVersion(_) => "TDVF_BAD_VERSION",
@@ -257,9 +266,7 @@ impl<'a> FooterTable<'a> {
                 .checked_sub(ENTRY_HEADER)
                 .ok_or(bad.clone())?;
             let data_start = hdr.checked_sub(data_len).ok_or(bad)?;
-            let data = rest
-                .get(data_start..hdr)
-                .ok_or(OvmfError::Truncated(len))?;
+            let data = rest.get(data_start..hdr).ok_or(OvmfError::Truncated(len))?;
             if entries.iter().any(|e| e.guid == guid) {
                 return Err(OvmfError::DuplicateEntry(guid));
             }
@@ -279,7 +286,10 @@ impl<'a> FooterTable<'a> {
 
     /// The data of the entry with this GUID.
     pub fn get(&self, guid: &Guid) -> Option<&'a [u8]> {
-        self.entries.iter().find(|e| e.guid == *guid).map(|e| e.data)
+        self.entries
+            .iter()
+            .find(|e| e.guid == *guid)
+            .map(|e| e.data)
     }
 
     /// First u32 of the entry with this GUID: `Ok(None)` if absent.
@@ -516,6 +526,7 @@ impl<'a> OvmfImage<'a> {
         }
         // `count` is now bounded by the image size.
         let mut sections = Vec::with_capacity(count);
+        let mut total = 0u64;
         for i in 0..count {
             let at = 16 + i * 12;
             let gpa = le_u32(body, at).ok_or(oob.clone())?;
@@ -529,6 +540,10 @@ impl<'a> OvmfImage<'a> {
                 || end > FOUR_GIB
             {
                 return Err(OvmfError::SevBadSection { gpa, size });
+            }
+            total += u64::from(size);
+            if total > MAX_SEV_METADATA_BYTES {
+                return Err(OvmfError::SevMetadataTooLarge);
             }
             sections.push(SevSection { gpa, size, kind });
         }
@@ -575,9 +590,13 @@ impl<'a> OvmfImage<'a> {
             let memory_data_size = le_u64(body, at + 16).ok_or(oob.clone())?;
             let ty = le_u32(body, at + 24).ok_or(oob.clone())?;
             let attributes = le_u32(body, at + 28).ok_or(oob.clone())?;
-            let kind = TdvfSectionType::from_u32(ty).ok_or(OvmfError::TdvfUnknownSectionType(ty))?;
+            let kind =
+                TdvfSectionType::from_u32(ty).ok_or(OvmfError::TdvfUnknownSectionType(ty))?;
             if attributes & !(TDVF_ATTR_MR_EXTEND | TDVF_ATTR_PAGE_AUG) != 0 {
-                return Err(OvmfError::TdvfUnknownAttributes { index: i, attributes });
+                return Err(OvmfError::TdvfUnknownAttributes {
+                    index: i,
+                    attributes,
+                });
             }
             if memory_address % PAGE_SIZE != 0
                 || memory_data_size % PAGE_SIZE != 0
@@ -623,6 +642,7 @@ fn ranges_overlap(a: u64, alen: u64, b: u64, blen: u64) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -157,8 +157,8 @@ impl<'a> PeImage<'a> {
             let at = table + i * 40;
             let raw_name = data.get(at..at + 8).ok_or(PeError::Truncated)?;
             let name_len = raw_name.iter().position(|&b| b == 0).unwrap_or(8);
-            let name = String::from_utf8_lossy(raw_name.get(..name_len).unwrap_or(raw_name))
-                .into_owned();
+            let name =
+                String::from_utf8_lossy(raw_name.get(..name_len).unwrap_or(raw_name)).into_owned();
             let s = Section {
                 name,
                 virtual_size: le_u32(data, at + 8).ok_or(PeError::Truncated)?,

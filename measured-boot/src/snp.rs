@@ -71,7 +71,10 @@ pub const fn cpu_sig(family: u32, model: u32, stepping: u32) -> u32 {
     } else {
         (family, 0)
     };
-    (family_high << 20) | (((model >> 4) & 0xf) << 16) | (family_low << 8) | ((model & 0xf) << 4)
+    (family_high << 20)
+        | (((model >> 4) & 0xf) << 16)
+        | (family_low << 8)
+        | ((model & 0xf) << 4)
         | (stepping & 0xf)
 }
 
@@ -441,7 +444,14 @@ pub fn vmsa_page(eip: u32, sev_features: u64, vcpu_sig: u32, vmm: VmmType) -> Bo
     };
     let mut p = Box::new([0u8; PAGE]);
     put_seg(&mut p, ES, 0, 0x93, 0xffff, 0);
-    put_seg(&mut p, CS, 0xf000, cs_flags, 0xffff, u64::from(eip & 0xffff_0000));
+    put_seg(
+        &mut p,
+        CS,
+        0xf000,
+        cs_flags,
+        0xffff,
+        u64::from(eip & 0xffff_0000),
+    );
     put_seg(&mut p, SS, 0, ss_flags, 0xffff, 0);
     put_seg(&mut p, DS, 0, 0x93, 0xffff, 0);
     put_seg(&mut p, FS, 0, 0x93, 0xffff, 0);
@@ -578,7 +588,11 @@ pub fn snp_launch_digest(inp: &SnpInputs<'_>) -> Result<SnpMeasurement, SnpError
         });
     }
     if is_ec2 {
-        for s in meta.sections.iter().filter(|s| s.kind == SevSectionType::Cpuid) {
+        for s in meta
+            .sections
+            .iter()
+            .filter(|s| s.kind == SevSectionType::Cpuid)
+        {
             g.update(PageType::Cpuid, u64::from(s.gpa), &[0u8; 48]);
             sections.push(SnpSectionStep {
                 kind: s.kind,
@@ -596,7 +610,11 @@ pub fn snp_launch_digest(inp: &SnpInputs<'_>) -> Result<SnpMeasurement, SnpError
     let ap_h: [u8; 48] = Sha384::digest(ap.as_slice()).into();
     let mut vmsas = Vec::new();
     for i in 0..inp.vcpus {
-        let (e, h) = if i == 0 { (BSP_EIP, &bsp_h) } else { (eip, &ap_h) };
+        let (e, h) = if i == 0 {
+            (BSP_EIP, &bsp_h)
+        } else {
+            (eip, &ap_h)
+        };
         g.update(PageType::Vmsa, VMSA_GPA, h);
         vmsas.push(VmsaStep {
             vcpu: i,
@@ -684,12 +702,17 @@ pub fn seves_launch_digest(
     let bsp = vmsa_page(BSP_EIP, 0, vcpu_sig, vmm);
     let ap = vmsa_page(eip, 0, vcpu_sig, vmm);
     for i in 0..vcpus {
-        h.update(if i == 0 { bsp.as_slice() } else { ap.as_slice() });
+        h.update(if i == 0 {
+            bsp.as_slice()
+        } else {
+            ap.as_slice()
+        });
     }
     Ok(Digest32(h.finalize().into()))
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -18,8 +18,9 @@ use crate::digest::{le_u16, le_u32, ser_hex_u64, Digest32, Digest48};
 use crate::ovmf::{OvmfError, OvmfImage, TdvfSection, PAGE_SIZE};
 use crate::pe::{PeError, PeImage};
 
-/// Upper bound on PAGE.ADD operations (16 GiB of added pages), against hostile metadata.
-pub const MAX_ADDED_PAGES: u64 = 1 << 22;
+/// Upper bound on PAGE.ADD operations (1 GiB of added pages), against hostile metadata.
+/// Real TDVF images add a few MiB; large memory is PAGE.AUGed.
+pub const MAX_ADDED_PAGES: u64 = 1 << 18;
 
 /// Page-add order of the VMM/KVM that builds the TD.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -230,8 +231,7 @@ pub fn qemu_patch_kernel(
         0
     };
     const XLF_CAN_BE_LOADED_ABOVE_4G: u16 = 1 << 1;
-    let mut initrd_max: u64 = if protocol >= 0x20c && xloadflags & XLF_CAN_BE_LOADED_ABOVE_4G != 0
-    {
+    let mut initrd_max: u64 = if protocol >= 0x20c && xloadflags & XLF_CAN_BE_LOADED_ABOVE_4G != 0 {
         u64::from(u32::MAX)
     } else if protocol >= 0x203 {
         u64::from(le_u32(kernel, 0x22c).ok_or(TdxError::NoSetupHeader)?)
@@ -264,7 +264,10 @@ pub fn qemu_patch_kernel(
     }
     put(0x210, &[0xb0]);
     put(0x211, &[loadflags | 0x80]);
-    put(0x224, &((cmdline_addr - real_addr - 0x200) as u16).to_le_bytes());
+    put(
+        0x224,
+        &((cmdline_addr - real_addr - 0x200) as u16).to_le_bytes(),
+    );
     let (ramdisk_image, ramdisk_size) = match initrd_size {
         Some(size) => {
             if size >= initrd_max {
@@ -328,7 +331,11 @@ fn strtol0(s: &str) -> i64 {
     let mut v: i64 = 0;
     for c in digits.chars() {
         match c.to_digit(radix) {
-            Some(d) => v = v.saturating_mul(i64::from(radix)).saturating_add(i64::from(d)),
+            Some(d) => {
+                v = v
+                    .saturating_mul(i64::from(radix))
+                    .saturating_add(i64::from(d))
+            }
             None => break,
         }
     }
@@ -489,6 +496,7 @@ pub fn direct_boot_rtmrs(inp: &DirectBootInputs<'_>) -> Result<DirectBootRtmrs, 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -129,7 +129,10 @@ pub fn predict_pcr11(sections: &[(&str, &[u8])]) -> Result<Pcr11Prediction, UkiE
         if !CANONICAL_SECTIONS.contains(name) {
             return Err(UkiError::UnknownSection((*name).to_owned()));
         }
-        if sections.get(..i).is_some_and(|before| before.iter().any(|(n, _)| n == name)) {
+        if sections
+            .get(..i)
+            .is_some_and(|before| before.iter().any(|(n, _)| n == name))
+        {
             return Err(UkiError::DuplicateSection((*name).to_owned()));
         }
     }

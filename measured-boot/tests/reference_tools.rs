@@ -3,10 +3,14 @@
 //! `/usr/share/ovmf/OVMF.fd` and a Debian cloud kernel. `scripts/measure-reference-tools`
 //! installs all of them; a missing tool fails these tests.
 
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+mod common;
+use common::build_uki;
 use serde_json::{json, Value};
 use tl_measured_boot::ovmf::{OvmfImage, TdvfSectionType};
 use tl_measured_boot::pe::PeImage;
@@ -185,7 +189,14 @@ fn snp_launch_digest_matches_sev_snp_measure() {
 
     let out = run_python(SNP_BATCH, &Value::Array(req));
     assert_eq!(out["version"], "0.0.13", "{INSTALL_HINT}");
-    for name in ["EPYC-v4", "EPYC-Milan", "EPYC-Genoa", "EPYC", "EPYC-Rome", "EPYC-Turin"] {
+    for name in [
+        "EPYC-v4",
+        "EPYC-Milan",
+        "EPYC-Genoa",
+        "EPYC",
+        "EPYC-Rome",
+        "EPYC-Turin",
+    ] {
         assert_eq!(
             out["sigs"][name].as_u64(),
             vcpu_signature(name).map(u64::from),
@@ -238,13 +249,19 @@ fn snp_launch_digest_matches_sev_snp_measure() {
                 // Both refuse: only the kernel-with-Debian-OVMF case should.
                 assert_eq!(e.code(), "SNP_KERNEL_HASHES_UNSUPPORTED", "{desc}");
                 assert!(
-                    results[i]["err"].as_str().unwrap().contains("SNP_KERNEL_HASHES"),
+                    results[i]["err"]
+                        .as_str()
+                        .unwrap()
+                        .contains("SNP_KERNEL_HASHES"),
                     "{desc}: {}",
                     results[i]["err"]
                 );
                 both_refused += 1;
             }
-            (want, got) => mismatches.push(format!("{desc}: tool {want} {}, ours {got:?}", results[i]["err"])),
+            (want, got) => mismatches.push(format!(
+                "{desc}: tool {want} {}, ours {got:?}",
+                results[i]["err"]
+            )),
         }
     }
     assert!(mismatches.is_empty(), "{mismatches:#?}");
@@ -265,10 +282,13 @@ fn snp_launch_digest_matches_sev_snp_measure() {
 
 #[test]
 fn pcr11_matches_systemd_measure() {
-    let tool = ["/lib/systemd/systemd-measure", "/usr/lib/systemd/systemd-measure"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .unwrap_or_else(|| panic!("systemd-measure not found; {INSTALL_HINT}"));
+    let tool = [
+        "/lib/systemd/systemd-measure",
+        "/usr/lib/systemd/systemd-measure",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .unwrap_or_else(|| panic!("systemd-measure not found; {INSTALL_HINT}"));
     let dir = scratch();
     let linux: Vec<u8> = (0..70_001u32).map(|i| (i * 31 + 7) as u8).collect();
     let initrd: Vec<u8> = (0..12_345u32).map(|i| (i * 5) as u8).collect();
@@ -295,7 +315,11 @@ fn pcr11_matches_systemd_measure() {
             .args(["--bank=sha256", "--bank=sha384", "--json=short"])
             .output()
             .unwrap_or_else(|e| panic!("{tool}: {e}; {INSTALL_HINT}"));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let j: Value = serde_json::from_slice(&out.stdout).unwrap();
         // Sections given in reverse order: the prediction sorts them canonically.
         let reversed: Vec<(&str, &[u8])> = set.iter().rev().copied().collect();
@@ -324,47 +348,6 @@ fn pcr11_matches_systemd_measure() {
     }
 }
 
-/// A minimal PE32+ with the given sections: raw data rounded up to 0x200 (so
-/// SizeOfRawData > VirtualSize and the padding must not be measured).
-fn build_uki(sections: &[(&str, &[u8])]) -> Vec<u8> {
-    let n = sections.len() + 1; // plus a .text
-    let opt_size = 240usize;
-    let headers = 0x40 + 4 + 20 + opt_size + 40 * n;
-    let soh = headers.div_ceil(0x200) * 0x200;
-    let mut secs: Vec<(String, Vec<u8>)> = vec![(".text".into(), vec![0xc3; 16])];
-    secs.extend(sections.iter().map(|(n, d)| (n.to_string(), d.to_vec())));
-    let mut f = vec![0u8; soh];
-    f[0..2].copy_from_slice(b"MZ");
-    f[0x3c..0x40].copy_from_slice(&0x40u32.to_le_bytes());
-    f[0x40..0x44].copy_from_slice(b"PE\0\0");
-    let coff = 0x44;
-    f[coff..coff + 2].copy_from_slice(&0x8664u16.to_le_bytes());
-    f[coff + 2..coff + 4].copy_from_slice(&(n as u16).to_le_bytes());
-    f[coff + 16..coff + 18].copy_from_slice(&(opt_size as u16).to_le_bytes());
-    let opt = coff + 20;
-    f[opt..opt + 2].copy_from_slice(&0x20bu16.to_le_bytes());
-    f[opt + 32..opt + 36].copy_from_slice(&0x1000u32.to_le_bytes()); // SectionAlignment
-    f[opt + 36..opt + 40].copy_from_slice(&0x200u32.to_le_bytes()); // FileAlignment
-    f[opt + 60..opt + 64].copy_from_slice(&(soh as u32).to_le_bytes());
-    f[opt + 64..opt + 68].copy_from_slice(&0xdeadbeefu32.to_le_bytes()); // CheckSum
-    f[opt + 108..opt + 112].copy_from_slice(&16u32.to_le_bytes());
-    let mut va = 0x1000u32;
-    for (i, (name, data)) in secs.iter().enumerate() {
-        let raw = f.len();
-        let raw_size = data.len().div_ceil(0x200) * 0x200;
-        let at = opt + opt_size + 40 * i;
-        f[at..at + name.len()].copy_from_slice(name.as_bytes());
-        f[at + 8..at + 12].copy_from_slice(&(data.len() as u32).to_le_bytes());
-        f[at + 12..at + 16].copy_from_slice(&va.to_le_bytes());
-        f[at + 16..at + 20].copy_from_slice(&(raw_size as u32).to_le_bytes());
-        f[at + 20..at + 24].copy_from_slice(&(raw as u32).to_le_bytes());
-        f.extend_from_slice(data);
-        f.resize(raw + raw_size, 0xee);
-        va += (data.len() as u32).div_ceil(0x1000) * 0x1000;
-    }
-    f
-}
-
 /// Debian bookworm `ovmf` 2022.11-6+deb12u2 OVMF.fd and its MRTDs (computed here; see
 /// docs/measurements.md).
 const DEBIAN_OVMF_SHA256: &str = "7b456907dd0786d415999e801a1ac4637b8ed4d7cf5378cfc6edbe5e574dd773";
@@ -375,7 +358,10 @@ const DEBIAN_MRTD_TWO_PASS: &str = "acccbcc870a381adab0d3919d90a7f268ac3b0364771
 fn mrtd_on_debian_ovmf() {
     let fw = read_required(Path::new(DEBIAN_OVMF));
     let img = OvmfImage::parse(&fw).unwrap();
-    let meta = img.tdvf_metadata().unwrap().expect("Debian OVMF.fd has TDVF metadata");
+    let meta = img
+        .tdvf_metadata()
+        .unwrap()
+        .expect("Debian OVMF.fd has TDVF metadata");
     // Hand check against the table in the notes.
     let got: Vec<(TdvfSectionType, u64, u64, u32)> = meta
         .sections
@@ -446,8 +432,14 @@ fn debian_kernel_authenticode_and_rtmrs() {
     let (p8, _) = qemu_patch_kernel(&kernel, 8 << 30, Some(initrd.len() as u64), cmdline).unwrap();
     assert!(p2 == p8);
     assert_eq!(one.rtmr2, two.rtmr2);
-    assert_eq!(one.kernel_patch.ramdisk_image, ((1u64 << 30) - 0x28000 - 1 - 3_000_000) & !0xfff);
-    assert_ne!(one.rtmr1_events[0].digest, one.kernel_authenticode_sha384_unpatched);
+    assert_eq!(
+        one.kernel_patch.ramdisk_image,
+        ((1u64 << 30) - 0x28000 - 1 - 3_000_000) & !0xfff
+    );
+    assert_ne!(
+        one.rtmr1_events[0].digest,
+        one.kernel_authenticode_sha384_unpatched
+    );
     assert_eq!(one.load_options, format!("{cmdline} initrd=initrd"));
     assert_eq!(one.rtmr2_events.len(), 2);
     eprintln!(

@@ -1,8 +1,9 @@
 //! The 22 launch-digest cases of virtee/sev (tests/data/virtee-sev).
+#![allow(clippy::unwrap_used)]
 
 use serde_json::Value;
 use tl_measured_boot::snp::{
-    self, seves_launch_digest, sev_launch_digest, snp_launch_digest, snp_ovmf_hash, Ec2Rdx,
+    self, sev_launch_digest, seves_launch_digest, snp_launch_digest, snp_ovmf_hash, Ec2Rdx,
     SnpError, SnpInputs, VmmType,
 };
 use tl_measured_boot::Digest48;
@@ -33,7 +34,10 @@ fn outcome(case: &Value) -> Result<String, SnpError> {
     let kernel: Option<&[u8]> = opt_str(&a["kernel_file"]).map(|_| &[][..]);
     let initrd: Option<&[u8]> = opt_str(&a["initrd_file"]).map(|_| &[][..]);
     let append = opt_str(&a["append"]);
-    assert_eq!(a["vcpu_type"].as_str().unwrap_or("CpuType::EpycV4"), "CpuType::EpycV4");
+    assert_eq!(
+        a["vcpu_type"].as_str().unwrap_or("CpuType::EpycV4"),
+        "CpuType::EpycV4"
+    );
     let sig = snp::vcpu_signature("EPYC-v4").unwrap();
     let vcpus: u32 = a["vcpus"].as_str().map(|s| s.parse().unwrap()).unwrap_or(0);
     let vmm = match a["vmm_type"].as_str() {
@@ -42,7 +46,8 @@ fn outcome(case: &Value) -> Result<String, SnpError> {
     };
     if let Some(gf) = a["guest_features"].as_str() {
         let gf = u64::from_str_radix(
-            gf.trim_start_matches("GuestFeatures(0x").trim_end_matches(')'),
+            gf.trim_start_matches("GuestFeatures(0x")
+                .trim_end_matches(')'),
             16,
         )
         .unwrap();
@@ -89,7 +94,10 @@ fn all_22_virtee_cases_agree() {
             (None, Err(e)) => {
                 assert!(name.ends_with("should_fail"), "{name}");
                 assert!(
-                    matches!(e.code(), "SNP_KERNEL_HASHES_UNSUPPORTED" | "SEV_NO_HASHES_TABLE"),
+                    matches!(
+                        e.code(),
+                        "SNP_KERNEL_HASHES_UNSUPPORTED" | "SEV_NO_HASHES_TABLE"
+                    ),
                     "{name}: {e}"
                 );
             }
