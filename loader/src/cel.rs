@@ -390,7 +390,7 @@ mod tests {
                 "engine",
                 "engine",
                 &[0x22; 32],
-                &[0x33; 48],
+                Some(&[0x33; 48]),
             ));
             l.register()
         });
