@@ -118,6 +118,9 @@ pub struct Outcome {
     pub model: Option<serde_json::Value>,
     pub report_verified: bool,
     pub log_index: Option<u64>,
+    /// The loader's own time from start to engine launch, excluding the wait
+    /// for the order and component decryption (from its timing log line).
+    pub loader_overhead_ms: Option<f64>,
     pub dir: PathBuf,
 }
 
@@ -336,6 +339,7 @@ fn run_in(a: &Args, dir: &Path) -> Result<Outcome> {
         model: None,
         report_verified: false,
         log_index: None,
+        loader_overhead_ms: read_overhead(&paths.loader_log),
         dir: dir.to_path_buf(),
     };
 
@@ -924,5 +928,14 @@ pub fn read_halt_code(log: &Path) -> Option<String> {
             .or_else(|| v.get("code"))
             .and_then(|c| c.as_str())
             .map(str::to_owned)
+    })
+}
+
+/// The loader's `{"event":"timing"}` log line, if it got that far.
+fn read_overhead(log: &Path) -> Option<f64> {
+    let text = fs::read_to_string(log).ok()?;
+    text.lines().find_map(|l| {
+        let v: serde_json::Value = serde_json::from_str(l).ok()?;
+        (v.get("event")?.as_str()? == "timing").then(|| v.get("overhead_to_launch_ms")?.as_f64())?
     })
 }

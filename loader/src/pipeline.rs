@@ -95,6 +95,8 @@ pub fn run(
     progress: Progress,
 ) -> Result<RunSummary, Halt> {
     let started = now_unix();
+    let clock = Instant::now();
+    let mut excluded = Duration::ZERO;
     ctx.event_log.record(Event::LoaderStarted {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         config_sha256: hex::encode(tl_ca::sha256(cfg.source_text().as_bytes())),
@@ -219,7 +221,9 @@ pub fn run(
     );
 
     // 4. The order: wait, verify signatures, appraise, register with the CA.
+    let waited = Instant::now();
     let order_bytes = wait_for_order(cfg, progress)?;
+    excluded += waited.elapsed();
     let verified = SignedOrder::verify(&order_bytes).map_err(|e| {
         let code = match e.code() {
             "ORDER_BAD_SIGNATURE" | "ORDER_MISSING_SIGNER" | "ORDER_UNKNOWN_SIGNER" => {
@@ -405,6 +409,7 @@ pub fn run(
             summary.digests.sha384.as_ref(),
         ));
         extend(ctx, &ev)?;
+        excluded += t.elapsed();
         records.push(ComponentRecord {
             name: c.name.as_str().to_owned(),
             sha256,
@@ -447,6 +452,17 @@ pub fn run(
             "engine as uid 65534 in new PID and mount namespaces: {}",
             spec.argv.join(" ")
         ),
+    );
+    // The loader's own cost up to the launch: everything but waiting for the
+    // owners and decrypting + hashing the components (which scale with them).
+    let overhead = clock.elapsed().saturating_sub(excluded);
+    println!(
+        "{}",
+        serde_json::json!({
+            "event": "timing",
+            "overhead_to_launch_ms": overhead.as_secs_f64() * 1000.0,
+            "excluded_ms": excluded.as_secs_f64() * 1000.0,
+        })
     );
     let opts = LaunchOptions::current_exe().map_err(|e| {
         Halt::new(
