@@ -1,0 +1,1 @@
+//! SGX quotes (version 3).
