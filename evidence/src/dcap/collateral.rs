@@ -119,26 +119,28 @@ pub struct QeIdentity {
 
 /// A JSON document with its exact signed bytes and ECDSA signature.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Signed<T> {
+pub(crate) struct Signed<T> {
     /// The exact bytes the signature covers.
-    pub raw: Vec<u8>,
+    pub(crate) raw: Vec<u8>,
     /// r || s.
-    pub signature: [u8; 64],
-    pub parsed: T,
+    pub(crate) signature: [u8; 64],
+    pub(crate) parsed: T,
 }
 
 /// Parsed DCAP collateral for one FMSPC (and one TEE kind). Cheap to share
 /// behind an [`Arc`]; signature checks against a given Intel root are done
-/// once and remembered, while time checks run on every verification.
+/// once and remembered, while time checks run on every verification. The
+/// content is immutable after parsing, so the remembered result cannot
+/// outlive the bytes it was computed on.
 #[derive(Clone, Debug)]
 pub struct TdxCollateral {
-    pub tcb_info: Signed<TcbInfo>,
-    pub qe_identity: Signed<QeIdentity>,
+    pub(crate) tcb_info: Signed<TcbInfo>,
+    pub(crate) qe_identity: Signed<QeIdentity>,
     pub(crate) tcb_info_chain: Vec<P256Cert>,
     pub(crate) qe_identity_chain: Vec<P256Cert>,
     pub(crate) pck_crl_chain: Vec<P256Cert>,
-    pub root_ca_crl: Crl,
-    pub pck_crl: Crl,
+    pub(crate) root_ca_crl: Crl,
+    pub(crate) pck_crl: Crl,
     /// The Intel root (DER) against which every signature of this
     /// collateral has been checked, once it has been.
     pub(crate) signatures_checked_for: Arc<OnceLock<Vec<u8>>>,
@@ -293,6 +295,26 @@ impl TdxCollateral {
             pck_crl: Crl::parse(pck_crl, "PCK CRL does not decode")?,
             signatures_checked_for: Arc::new(OnceLock::new()),
         })
+    }
+
+    /// The parsed TCB info (its signature is checked at verification).
+    pub fn tcb_info(&self) -> &TcbInfo {
+        &self.tcb_info.parsed
+    }
+
+    /// The parsed QE identity (its signature is checked at verification).
+    pub fn qe_identity(&self) -> &QeIdentity {
+        &self.qe_identity.parsed
+    }
+
+    /// The root CA CRL.
+    pub fn root_ca_crl(&self) -> &Crl {
+        &self.root_ca_crl
+    }
+
+    /// The PCK CA CRL.
+    pub fn pck_crl(&self) -> &Crl {
+        &self.pck_crl
     }
 
     /// The FMSPC this collateral is for (the CA's cache key, with the TEE).

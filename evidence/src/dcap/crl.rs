@@ -111,3 +111,13 @@ impl Crl {
         self.revoked.len()
     }
 }
+
+#[cfg(test)]
+impl Crl {
+    /// List one more serial (tests of the revocation check only; the CRL's
+    /// signature no longer covers its content afterwards).
+    pub(crate) fn insert_revoked_for_test(&mut self, serial: Vec<u8>) {
+        self.revoked.push(serial);
+        self.revoked.sort();
+    }
+}

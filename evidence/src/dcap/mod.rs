@@ -406,3 +406,234 @@ fn platform_level<'a>(
         })
         .ok_or(EvidenceError::TdxTcbLevelNotFound("platform"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tdx::verify::verify_quote_signatures;
+    use crate::verify::TrustAnchors;
+
+    const NOW: u64 = 1_752_919_234;
+
+    fn data(rel: &str) -> Vec<u8> {
+        let path = format!("{}/../../shared/testdata/{rel}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("test data {path}: {e}"))
+    }
+
+    fn fixture() -> (crate::tdx::verify::VerifiedQuote, TdxCollateral) {
+        let anchors = TrustAnchors::intel(crate::INTEL_SGX_ROOT_CA_DER.to_vec());
+        let vq = verify_quote_signatures(&data("tdx/dcap-qvl/tdx_quote"), &anchors, NOW)
+            .expect("signatures");
+        let col = TdxCollateral::from_json(&data("tdx/dcap-qvl/tdx_quote_collateral.json"))
+            .expect("collateral");
+        (vq, col)
+    }
+
+    fn run(vq: &crate::tdx::verify::VerifiedQuote, col: &TdxCollateral) -> Result<TcbEvaluation> {
+        crate::verify::appraise_tdx(vq, col, crate::INTEL_SGX_ROOT_CA_DER, NOW)
+    }
+
+    #[test]
+    fn baseline_and_module_status() {
+        let (vq, col) = fixture();
+        let e = run(&vq, &col).expect("appraises");
+        assert_eq!(e.status, TcbStatus::UpToDate);
+        assert_eq!(e.qe_status, TcbStatus::UpToDate);
+        // TEE_TCB_SVN 06 01: module TDX_01, minor 6 >= 4.
+        assert_eq!(e.tdx_module_status, Some(TcbStatus::UpToDate));
+        assert_eq!(e.tcb_evaluation_data_number, 17);
+    }
+
+    #[test]
+    fn revoked_pck_leaf_and_ca() {
+        let (vq, col) = fixture();
+        let leaf =
+            P256Cert::parse(&vq.pck_chain_der[0], EvidenceError::Malformed("x")).expect("leaf");
+        let serial = leaf.cert.tbs_certificate.serial_number.as_bytes().to_vec();
+        assert!(!col.pck_crl.is_revoked(&serial));
+        let mut revoked = col.clone();
+        revoked.pck_crl.insert_revoked_for_test(serial);
+        assert_eq!(
+            check_pck_revocation(&vq.pck_chain_der, &revoked),
+            Err(EvidenceError::TdxPckRevoked("PCK certificate"))
+        );
+        let ca = P256Cert::parse(&vq.pck_chain_der[1], EvidenceError::Malformed("x")).expect("ca");
+        let mut revoked = col.clone();
+        revoked
+            .root_ca_crl
+            .insert_revoked_for_test(ca.cert.tbs_certificate.serial_number.as_bytes().to_vec());
+        assert_eq!(
+            check_pck_revocation(&vq.pck_chain_der, &revoked),
+            Err(EvidenceError::TdxPckRevoked("PCK CA certificate"))
+        );
+        assert_eq!(check_pck_revocation(&vq.pck_chain_der, &col), Ok(()));
+    }
+
+    #[test]
+    fn qe_identity_mismatches() {
+        let (vq, col) = fixture();
+        let cases: [(fn(&mut QeReport), &str); 4] = [
+            (|r| r.mrsigner[0] ^= 1, "MRSIGNER"),
+            (|r| r.isv_prod_id = 1, "ISVPRODID"),
+            (|r| r.misc_select = 1, "MISCSELECT"),
+            (|r| r.attributes[0] ^= 0x02, "ATTRIBUTES"),
+        ];
+        for (edit, what) in cases {
+            let mut r = vq.quote.qe_report.clone();
+            edit(&mut r);
+            assert_eq!(
+                qe_level(&r, &col.qe_identity.parsed),
+                Err(EvidenceError::TdxQeIdentityMismatch(what))
+            );
+        }
+        // Bit 2 of ATTRIBUTES byte 0 is outside the mask (FB).
+        let mut r = vq.quote.qe_report.clone();
+        r.attributes[0] ^= 0x04;
+        assert!(qe_level(&r, &col.qe_identity.parsed).is_ok());
+        // ISVSVN below every level.
+        let mut r = vq.quote.qe_report.clone();
+        r.isv_svn = 0;
+        assert_eq!(
+            qe_level(&r, &col.qe_identity.parsed),
+            Err(EvidenceError::TdxTcbLevelNotFound("QE identity"))
+        );
+    }
+
+    fn input<'a>(
+        vq: &'a crate::tdx::verify::VerifiedQuote,
+        svn: &'a [u8; 16],
+        mrsignerseam: &'a [u8; 48],
+        qe: &'a QeReport,
+    ) -> DcapInput<'a> {
+        DcapInput {
+            td: Some(TdTcbInput {
+                tee_tcb_svn: svn,
+                tee_tcb_svn2: None,
+                mrsignerseam,
+                seam_attributes: &vq.quote.body.seam_attributes,
+            }),
+            pck_chain_der: &vq.pck_chain_der,
+            pck: vq.pck.as_ref().expect("PCK extension"),
+            qe_report: qe,
+        }
+    }
+
+    #[test]
+    fn tdx_module_and_levels() {
+        let (vq, col) = fixture();
+        let b = &vq.quote.body;
+        let qe = &vq.quote.qe_report;
+        let ev = |svn: [u8; 16], signer: [u8; 48], qe: &QeReport| {
+            evaluate(&input(&vq, &svn, &signer, qe), &col)
+        };
+        let base = b.tee_tcb_svn;
+        // Module TDX_01 minor 2..3: OutOfDate module level -> OutOfDate overall.
+        let mut svn = base;
+        svn[0] = 3;
+        let e = ev(svn, b.mrsignerseam, qe).expect("evaluates");
+        assert_eq!(e.platform_status, TcbStatus::UpToDate);
+        assert_eq!(e.tdx_module_status, Some(TcbStatus::OutOfDate));
+        assert_eq!(e.status, TcbStatus::OutOfDate);
+        // Minor below every module level.
+        svn[0] = 1;
+        assert_eq!(
+            ev(svn, b.mrsignerseam, qe),
+            Err(EvidenceError::TdxTcbLevelNotFound("TDX module"))
+        );
+        // A major version without identity.
+        let mut svn = base;
+        svn[1] = 2;
+        assert_eq!(
+            ev(svn, b.mrsignerseam, qe).map(|e| e.status),
+            Err(EvidenceError::TdxModuleMismatch(
+                "no TDX module identity for the module's major version"
+            ))
+        );
+        // MRSIGNERSEAM other than Intel's (zero).
+        let mut signer = b.mrsignerseam;
+        signer[5] = 1;
+        assert_eq!(
+            ev(base, signer, qe),
+            Err(EvidenceError::TdxModuleMismatch("MRSIGNERSEAM"))
+        );
+        // TDX late microcode (component 2) below every level.
+        let mut svn = base;
+        svn[2] = 1;
+        assert_eq!(
+            ev(svn, b.mrsignerseam, qe),
+            Err(EvidenceError::TdxTcbLevelNotFound("platform"))
+        );
+        // Major 0: TDX components compared from index 0 (level needs 5).
+        let mut svn = base;
+        svn[1] = 0;
+        svn[0] = 4;
+        assert_eq!(
+            ev(svn, b.mrsignerseam, qe),
+            Err(EvidenceError::TdxTcbLevelNotFound("platform"))
+        );
+        svn[0] = 5;
+        assert_eq!(
+            ev(svn, b.mrsignerseam, qe).map(|e| (e.status, e.tdx_module_status)),
+            Ok((TcbStatus::UpToDate, None))
+        );
+    }
+
+    #[test]
+    fn convergence_with_qe_status() {
+        let (vq, mut col) = fixture();
+        // Make the QE identity's only level OutOfDate with an advisory.
+        col.qe_identity.parsed.tcb_levels[0].status = TcbStatus::OutOfDate;
+        col.qe_identity.parsed.tcb_levels[0].advisory_ids = vec!["INTEL-SA-X".into()];
+        let b = &vq.quote.body;
+        let e = evaluate(
+            &input(&vq, &b.tee_tcb_svn, &b.mrsignerseam, &vq.quote.qe_report),
+            &col,
+        )
+        .expect("evaluates");
+        assert_eq!(e.status, TcbStatus::OutOfDate);
+        assert_eq!(e.qe_status, TcbStatus::OutOfDate);
+        assert_eq!(e.advisory_ids, ["INTEL-SA-X"]);
+        col.qe_identity.parsed.tcb_levels[0].status = TcbStatus::Revoked;
+        let e = evaluate(
+            &input(&vq, &b.tee_tcb_svn, &b.mrsignerseam, &vq.quote.qe_report),
+            &col,
+        )
+        .expect("evaluates");
+        assert_eq!(e.status, TcbStatus::Revoked);
+        // Platform ConfigurationNeeded + QE OutOfDate -> OutOfDateConfigurationNeeded.
+        col.qe_identity.parsed.tcb_levels[0].status = TcbStatus::OutOfDate;
+        col.tcb_info.parsed.tcb_levels[0].status = TcbStatus::ConfigurationNeeded;
+        let e = evaluate(
+            &input(&vq, &b.tee_tcb_svn, &b.mrsignerseam, &vq.quote.qe_report),
+            &col,
+        )
+        .expect("evaluates");
+        assert_eq!(e.status, TcbStatus::OutOfDateConfigurationNeeded);
+    }
+
+    #[test]
+    fn signature_cache_is_per_root() {
+        let (vq, col) = fixture();
+        assert!(col.signatures_checked_for.get().is_none());
+        run(&vq, &col).expect("appraises");
+        assert_eq!(
+            col.signatures_checked_for.get().map(Vec::as_slice),
+            Some(crate::INTEL_SGX_ROOT_CA_DER)
+        );
+        // Another root: nothing is taken from the cache.
+        let other = crate::sim::SimTee::from_seed([7; 32]).root_certificate_der();
+        let e = crate::dcap::appraise(
+            &DcapInput {
+                td: None,
+                pck_chain_der: &vq.pck_chain_der,
+                pck: vq.pck.as_ref().expect("pck"),
+                qe_report: &vq.quote.qe_report,
+            },
+            &col,
+            &other,
+            NOW,
+        )
+        .expect_err("other root");
+        assert_eq!(e.code(), "TDX_COLLATERAL_CHAIN");
+    }
+}
