@@ -472,7 +472,8 @@ mod tests {
     #[test]
     fn qe_identity_mismatches() {
         let (vq, col) = fixture();
-        let cases: [(fn(&mut QeReport), &str); 4] = [
+        type Edit = fn(&mut QeReport);
+        let cases: [(Edit, &str); 4] = [
             (|r| r.mrsigner[0] ^= 1, "MRSIGNER"),
             (|r| r.isv_prod_id = 1, "ISVPRODID"),
             (|r| r.misc_select = 1, "MISCSELECT"),
