@@ -182,3 +182,53 @@ fn missing_collateral_is_still_reported() {
     let e = verify_bundle(&bundle(data(TDX_QUOTE)), &opts).expect_err("no collateral");
     assert_eq!(e.code(), "EVIDENCE_COLLATERAL_MISSING");
 }
+
+#[test]
+fn dcap_qvl_sgx_quote_needs_configuration_and_sw_hardening() {
+    use tl_evidence::dcap::sgx::verify_sgx_quote;
+    let anchors = TrustAnchors::intel(INTEL_SGX_ROOT_CA_DER.to_vec());
+    let v = verify_sgx_quote(
+        &data("tdx/dcap-qvl/sgx_quote"),
+        &anchors,
+        &col("tdx/dcap-qvl/sgx_quote_collateral.json"),
+        1_752_919_277,
+    )
+    .expect("verifies");
+    assert_eq!(v.tcb.status, TcbStatus::ConfigurationAndSWHardeningNeeded);
+    assert_eq!(v.tcb.advisory_ids, ["INTEL-SA-00289", "INTEL-SA-00615"]);
+    assert_eq!(
+        hex::encode(v.quote.report.mrenclave),
+        "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb"
+    );
+    assert_eq!(&v.quote.report.report_data[..13], b"Hello, world!");
+    // TDX collateral for an SGX quote: another TEE (its PCK CRL is the
+    // Platform CA's while this PCK comes from the Processor CA).
+    let e = verify_sgx_quote(
+        &data("tdx/dcap-qvl/sgx_quote"),
+        &anchors,
+        &col(TDX_COL),
+        TDX_NOW,
+    )
+    .expect_err("TDX collateral");
+    assert_eq!(e.code(), "TDX_CRL_INVALID");
+    // A TDX quote is not an SGX quote.
+    let e = verify_sgx_quote(&data(TDX_QUOTE), &anchors, &col(TDX_COL), TDX_NOW)
+        .expect_err("TDX quote");
+    assert_eq!(e.code(), "EVIDENCE_UNSUPPORTED");
+}
+
+#[test]
+fn sgx_quote_tampering() {
+    use tl_evidence::dcap::sgx::verify_sgx_quote;
+    let anchors = TrustAnchors::intel(INTEL_SGX_ROOT_CA_DER.to_vec());
+    let c = col("tdx/dcap-qvl/sgx_quote_collateral.json");
+    let q = data("tdx/dcap-qvl/sgx_quote");
+    // MRENCLAVE (report body offset 64) -> quote signature.
+    let mut t = q.clone();
+    t[48 + 64] ^= 1;
+    let e = verify_sgx_quote(&t, &anchors, &c, 1_752_919_277).expect_err("tampered");
+    assert_eq!(e.code(), "TDX_QUOTE_SIGNATURE");
+    for n in [0, 47, 48 + 384, 48 + 384 + 100, q.len() / 2] {
+        assert!(verify_sgx_quote(&q[..n], &anchors, &c, 1_752_919_277).is_err());
+    }
+}
