@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cmd_evidence;
 mod cmd_keygen;
 mod cmd_policy;
 mod cmd_seal;
@@ -39,6 +40,9 @@ enum Cmd {
     Grant(cmd_seal::GrantArgs),
     /// Decrypt a sealed file with a content key or with a grant and the recipient's key.
     Open(cmd_seal::OpenArgs),
+    /// Verify attestation evidence (TDX/SGX quotes, evidence bundles) with DCAP collateral.
+    #[command(subcommand)]
+    Evidence(cmd_evidence::Cmd),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
         Cmd::Seal(a) => cmd_seal::seal(a),
         Cmd::Grant(a) => cmd_seal::grant(a),
         Cmd::Open(a) => cmd_seal::open(a),
+        Cmd::Evidence(c) => cmd_evidence::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
