@@ -42,24 +42,26 @@ pub enum Cmd {
 #[derive(Debug, clap::Args)]
 #[command(
     verbatim_doc_comment,
-    after_help = "Collateral (--collateral PATH):\n\
-  a file: a QuoteCollateralV3 JSON document (keys pck_crl_issuer_chain, root_ca_crl,\n\
-          pck_crl, tcb_info_issuer_chain, tcb_info, tcb_info_signature,\n\
-          qe_identity_issuer_chain, qe_identity, qe_identity_signature), as PCCS\n\
-          clients such as dcap-qvl write it;\n\
-  a directory holding Intel PCS responses as separate files:\n\
-          tcb_info.json      {\"tcbInfo\": {...}, \"signature\": \"...\"}\n\
-          qe_identity.json   {\"enclaveIdentity\": {...}, \"signature\": \"...\"}\n\
-          tcb_info_issuer_chain.pem, pck_crl_issuer_chain.pem,\n\
-          qe_identity_issuer_chain.pem (optional: defaults to the TCB info chain),\n\
-          pck_crl.der, root_ca_crl.der (DER or hex).\n\
-Without collateral a real quote is rejected (EVIDENCE_COLLATERAL_MISSING);\n\
-simulated evidence needs none.\n\n\
-Examples:\n\n\
-  tl evidence verify quote.bin --collateral collateral.json\n\n\
-  tl evidence verify tdx-quote.hex --collateral pcs/ --at 2025-07-19T10:00:00Z --json\n\n\
-  tl evidence verify quote.bin --collateral c.json --accept-tcb UpToDate,SWHardeningNeeded\n\n\
-  tl evidence verify bundle.json --simulated-root sim-root.der"
+    after_help = concat!(
+        "Collateral (--collateral PATH):\n",
+        "  a file       a QuoteCollateralV3 JSON document (keys pck_crl_issuer_chain,\n",
+        "               root_ca_crl, pck_crl, tcb_info_issuer_chain, tcb_info,\n",
+        "               tcb_info_signature, qe_identity_issuer_chain, qe_identity,\n",
+        "               qe_identity_signature), as PCCS clients such as dcap-qvl write it;\n",
+        "  a directory  Intel PCS responses as separate files:\n",
+        "                 tcb_info.json     {\"tcbInfo\": {...}, \"signature\": \"...\"}\n",
+        "                 qe_identity.json  {\"enclaveIdentity\": {...}, \"signature\": \"...\"}\n",
+        "                 tcb_info_issuer_chain.pem, pck_crl_issuer_chain.pem,\n",
+        "                 qe_identity_issuer_chain.pem (optional: defaults to the TCB info chain),\n",
+        "                 pck_crl.der, root_ca_crl.der (DER or hex).\n",
+        "Without collateral a real quote is rejected (EVIDENCE_COLLATERAL_MISSING);\n",
+        "simulated evidence needs none.\n\n",
+        "Examples:\n\n",
+        "  tl evidence verify quote.bin --collateral collateral.json\n\n",
+        "  tl evidence verify tdx-quote.hex --collateral pcs/ --at 2025-07-19T10:00:00Z --json\n\n",
+        "  tl evidence verify quote.bin --collateral c.json --accept-tcb UpToDate,SWHardeningNeeded\n\n",
+        "  tl evidence verify bundle.json --simulated-root sim-root.der"
+    )
 )]
 pub struct VerifyArgs {
     /// Evidence: raw quote, hex quote, or evidence bundle JSON.
