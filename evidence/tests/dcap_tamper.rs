@@ -219,3 +219,22 @@ fn debug_td_is_rejected_by_default_policy() {
     };
     assert_eq!(lenient.evaluate(&claims), Ok(()));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Collateral parsing is total: random byte edits and truncations give
+    /// `Ok` or a typed error, never a panic.
+    #[test]
+    fn collateral_parsing_is_total(pos in 0usize..16_072, byte in proptest::prelude::any::<u8>()) {
+        let mut raw = data("tdx/dcap-qvl/tdx_quote_collateral.json");
+        let i = pos % raw.len();
+        raw[i] = byte;
+        let _ = TdxCollateral::from_json(&raw);
+        let _ = TdxCollateral::from_json(&raw[..i]);
+    }
+
+    #[test]
+    fn crl_parsing_is_total(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+        let _ = tl_evidence::dcap::crl::Crl::parse(&bytes, "fuzz");
+    }
+}
