@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd_demo;
+mod cmd_evidence;
 mod cmd_keygen;
 mod cmd_policy;
 mod cmd_report;
@@ -49,6 +50,8 @@ enum Cmd {
     /// Verify a loader's certificate and print the claims the CA certified.
     #[command(subcommand)]
     Cert(cmd_report::CertCmd),
+    /// Verify attestation evidence (TDX/SGX quotes, evidence bundles) with DCAP collateral.
+    Evidence(cmd_evidence::Cmd),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         Cmd::Demo(a) => cmd_demo::run(a),
         Cmd::Report(c) => cmd_report::run_report(c),
         Cmd::Cert(c) => cmd_report::run_cert(c),
+        Cmd::Evidence(c) => cmd_evidence::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

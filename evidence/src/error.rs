@@ -55,6 +55,53 @@ pub enum EvidenceError {
     /// The report data does not equal the expected binding of nonce and keys.
     #[error("report data does not match the expected binding")]
     BindingMismatch,
+    /// DCAP collateral (TCB info, QE identity, CRLs, issuer chains) does
+    /// not decode or lacks a required field.
+    #[error("TDX collateral malformed: {0}")]
+    TdxCollateralMalformed(&'static str),
+    /// The verification time lies outside a collateral item's validity
+    /// window (TCB info or QE identity issueDate..nextUpdate, a CRL's
+    /// thisUpdate..nextUpdate).
+    #[error("TDX collateral outside its validity window: {0}")]
+    TdxCollateralExpired(&'static str),
+    /// A collateral signing chain (TCB signing or PCK CRL issuer chain) is
+    /// broken or does not end at the Intel root.
+    #[error("TDX collateral issuer chain invalid: {0}")]
+    TdxCollateralChain(&'static str),
+    /// The TCB info signature does not verify with the TCB signing key.
+    #[error("TDX TCB info signature does not verify")]
+    TdxTcbInfoSignature,
+    /// The QE identity signature does not verify with the TCB signing key.
+    #[error("TDX QE identity signature does not verify")]
+    TdxQeIdentitySignature,
+    /// The QE report does not match the QE identity (MRSIGNER, ISVPRODID,
+    /// MISCSELECT or ATTRIBUTES under their masks, or identity kind).
+    #[error("TDX QE report does not match the QE identity: {0}")]
+    TdxQeIdentityMismatch(&'static str),
+    /// A certificate of the PCK chain is listed in a CRL.
+    #[error("TDX PCK certificate revoked: {0}")]
+    TdxPckRevoked(&'static str),
+    /// A collateral signing certificate is listed in the root CA CRL.
+    #[error("TDX collateral signing certificate revoked")]
+    TdxCollateralSignerRevoked,
+    /// A CRL does not decode, is not signed by its issuer, or is not the
+    /// CRL of the PCK certificate's issuer.
+    #[error("TDX CRL invalid: {0}")]
+    TdxCrlInvalid(&'static str),
+    /// The TCB info is for another FMSPC than the PCK certificate's.
+    #[error("TDX TCB info FMSPC does not match the PCK certificate")]
+    TdxFmspcMismatch,
+    /// The collateral is for another kind of platform (TCB info id, PCE-ID,
+    /// QE identity id or version).
+    #[error("TDX collateral does not apply to this quote: {0}")]
+    TdxCollateralMismatch(&'static str),
+    /// No TCB level of the TCB info (platform or TDX module) or of the QE
+    /// identity matches the reported SVNs.
+    #[error("no matching TCB level: {0}")]
+    TdxTcbLevelNotFound(&'static str),
+    /// MRSIGNERSEAM or SEAMATTRIBUTES do not match the TDX module identity.
+    #[error("TDX module does not match its identity: {0}")]
+    TdxModuleMismatch(&'static str),
 }
 
 impl EvidenceError {
@@ -75,6 +122,19 @@ impl EvidenceError {
             Self::BadTrustAnchor(_) => "EVIDENCE_BAD_TRUST_ANCHOR",
             Self::CollateralMissing => "EVIDENCE_COLLATERAL_MISSING",
             Self::BindingMismatch => "EVIDENCE_BINDING_MISMATCH",
+            Self::TdxCollateralMalformed(_) => "TDX_COLLATERAL_MALFORMED",
+            Self::TdxCollateralExpired(_) => "TDX_COLLATERAL_EXPIRED",
+            Self::TdxCollateralChain(_) => "TDX_COLLATERAL_CHAIN",
+            Self::TdxTcbInfoSignature => "TDX_TCB_INFO_SIGNATURE",
+            Self::TdxQeIdentitySignature => "TDX_QE_IDENTITY_SIGNATURE",
+            Self::TdxQeIdentityMismatch(_) => "TDX_QE_IDENTITY_MISMATCH",
+            Self::TdxPckRevoked(_) => "TDX_PCK_REVOKED",
+            Self::TdxCollateralSignerRevoked => "TDX_COLLATERAL_SIGNER_REVOKED",
+            Self::TdxCrlInvalid(_) => "TDX_CRL_INVALID",
+            Self::TdxFmspcMismatch => "TDX_FMSPC_MISMATCH",
+            Self::TdxCollateralMismatch(_) => "TDX_COLLATERAL_MISMATCH",
+            Self::TdxTcbLevelNotFound(_) => "TDX_TCB_LEVEL_NOT_FOUND",
+            Self::TdxModuleMismatch(_) => "TDX_MODULE_MISMATCH",
         }
     }
 }

@@ -11,6 +11,9 @@ use crate::claims::{PlatformClaims, TcbStatus, TdxClaims, TeeKind};
 use crate::error::EvidenceError;
 use crate::tdx::verify::{verify_quote_signatures, PckInfo, VerifiedQuote};
 use crate::x509::{self, P256Cert};
+use std::sync::Arc;
+
+pub use crate::dcap::TdxCollateral;
 
 /// The roots a verifier trusts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -75,12 +78,22 @@ pub enum AnchorKind {
     Simulated,
 }
 
-/// Collateral for appraising real evidence's TCB level (Intel TCB info, QE
-/// identity, CRLs). No kind is defined yet, so real evidence is rejected
-/// with `EVIDENCE_COLLATERAL_MISSING` by [`verify_bundle`].
+/// Collateral for appraising real evidence's TCB level.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Collateral {}
+pub enum Collateral {
+    /// Intel DCAP collateral (TCB info, QE identity, CRLs and their issuer
+    /// chains) for the quote's FMSPC, parsed once and shared: a verifier
+    /// keeps one per FMSPC and clones the `Arc`.
+    Tdx(Arc<TdxCollateral>),
+}
+
+impl Collateral {
+    /// Wrap parsed DCAP collateral.
+    pub fn tdx(c: TdxCollateral) -> Self {
+        Collateral::Tdx(Arc::new(c))
+    }
+}
 
 /// Inputs of verification besides the evidence.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -134,8 +147,9 @@ impl VerifiedEvidence {
 /// Verify a bundle's CPU evidence and produce its claims.
 ///
 /// TDX quotes: see [`crate::tdx::verify`] for the signature and chain
-/// checks. The TCB status then comes from collateral for real evidence
-/// (without collateral: `EVIDENCE_COLLATERAL_MISSING`); for evidence chained
+/// checks. The TCB status and advisory IDs then come from DCAP collateral
+/// for real evidence ([`crate::dcap`]; without collateral:
+/// `EVIDENCE_COLLATERAL_MISSING`); for evidence chained
 /// to the simulated root it is [`crate::sim::SIMULATED_TCB_STATUS`]
 /// (simulated platform, `UpToDate` by construction), and `simulated = true`
 /// marks it. GPU evidence is not verified yet, so a bundle that carries any
@@ -155,19 +169,55 @@ pub fn verify_bundle(
         _ => return Err(EvidenceError::Unsupported("CPU evidence kind")),
     }
     let vq = verify_quote_signatures(&bundle.cpu.quote, &opts.anchors, opts.now_unix)?;
-    let tcb_status = match vq.anchor {
-        AnchorKind::Simulated => crate::sim::SIMULATED_TCB_STATUS,
+    let (tcb_status, advisory_ids) = match vq.anchor {
+        AnchorKind::Simulated => (crate::sim::SIMULATED_TCB_STATUS, Vec::new()),
         AnchorKind::Intel => match &opts.collateral {
             None => return Err(EvidenceError::CollateralMissing),
-            Some(c) => match *c {},
+            Some(Collateral::Tdx(c)) => {
+                let root = opts
+                    .anchors
+                    .intel_root_der
+                    .as_deref()
+                    .ok_or(EvidenceError::NoTrustAnchor)?;
+                let e = appraise_tdx(&vq, c, root, opts.now_unix)?;
+                (e.status, e.advisory_ids)
+            }
         },
     };
+    let mut claims = tdx_claims(&vq, tcb_status);
+    claims.advisory_ids = advisory_ids;
     Ok(VerifiedEvidence {
-        claims: tdx_claims(&vq, tcb_status),
+        claims,
         evidence_digest: bundle.digest(),
         gpu_evidence_digest: bundle.gpu_evidence_digest(),
         pck: vq.pck,
     })
+}
+
+/// Appraise a signature-checked TDX quote against DCAP collateral (see
+/// [`crate::dcap`]), with `intel_root_der` as the collateral's anchor.
+pub fn appraise_tdx(
+    vq: &VerifiedQuote,
+    collateral: &TdxCollateral,
+    intel_root_der: &[u8],
+    now_unix: u64,
+) -> Result<crate::dcap::TcbEvaluation, EvidenceError> {
+    let pck = vq.pck.as_ref().ok_or(EvidenceError::TdxPckChain(
+        "PCK certificate has no Intel SGX extension",
+    ))?;
+    let b = &vq.quote.body;
+    let input = crate::dcap::DcapInput {
+        td: Some(crate::dcap::TdTcbInput {
+            tee_tcb_svn: &b.tee_tcb_svn,
+            tee_tcb_svn2: b.tee_tcb_svn2.as_ref(),
+            mrsignerseam: &b.mrsignerseam,
+            seam_attributes: &b.seam_attributes,
+        }),
+        pck_chain_der: &vq.pck_chain_der,
+        pck,
+        qe_report: &vq.quote.qe_report,
+    };
+    crate::dcap::appraise(&input, collateral, intel_root_der, now_unix)
 }
 
 /// Claims of a verified TDX quote, with the given TCB status.

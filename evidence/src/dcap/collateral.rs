@@ -1,0 +1,632 @@
+//! DCAP collateral: parsed once from the shapes Intel's PCS/PCCS serve, then
+//! reused for any number of quotes of the same FMSPC.
+//!
+//! Two input shapes are read:
+//! * the `QuoteCollateralV3` JSON object ([`TdxCollateral::from_json`]):
+//!   `pck_crl_issuer_chain`, `root_ca_crl` (hex DER), `pck_crl` (hex DER),
+//!   `tcb_info_issuer_chain`, `tcb_info` (the signed JSON text, as a
+//!   string), `tcb_info_signature` (hex r || s), `qe_identity_issuer_chain`,
+//!   `qe_identity`, `qe_identity_signature`;
+//! * the separate PCS responses ([`TdxCollateral::from_parts`]):
+//!   `{"tcbInfo": {...}, "signature": "<hex>"}`,
+//!   `{"enclaveIdentity": {...}, "signature": "<hex>"}`, issuer chains as
+//!   PEM and CRLs as DER (or hex DER).
+//!
+//! The signature of TCB info and QE identity covers the exact bytes of the
+//! `tcbInfo` / `enclaveIdentity` JSON value, which are kept as received.
+
+use std::sync::{Arc, OnceLock};
+
+use serde::Deserialize;
+
+use super::crl::Crl;
+use super::time::parse_rfc3339_utc;
+use crate::claims::TcbStatus;
+use crate::error::EvidenceError;
+use crate::x509::{self, P256Cert};
+
+type Result<T> = core::result::Result<T, EvidenceError>;
+
+/// The largest collateral document accepted.
+pub const MAX_COLLATERAL_LEN: usize = 4 << 20;
+/// The most TCB levels (of the platform, a module or the QE) accepted.
+const MAX_LEVELS: usize = 4096;
+
+fn malformed(what: &'static str) -> EvidenceError {
+    EvidenceError::TdxCollateralMalformed(what)
+}
+
+/// Which TEE a TCB info or QE identity describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DcapTee {
+    /// TCB info id `TDX` / QE identity id `TD_QE`.
+    Tdx,
+    /// TCB info id `SGX` / QE identity id `QE`.
+    Sgx,
+}
+
+/// One platform TCB level of a TCB info (version 3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcbLevel {
+    /// SGX TCB component SVNs 1..16.
+    pub sgx_components: [u8; 16],
+    pub pce_svn: u16,
+    /// TDX TCB component SVNs (TDX TCB info only).
+    pub tdx_components: Option<[u8; 16]>,
+    pub tcb_date: String,
+    pub status: TcbStatus,
+    pub advisory_ids: Vec<String>,
+}
+
+/// Expected MRSIGNERSEAM and SEAMATTRIBUTES of a TDX module.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TdxModule {
+    pub mrsigner: [u8; 48],
+    pub attributes: [u8; 8],
+    pub attributes_mask: [u8; 8],
+}
+
+/// A TCB level by ISVSVN (TDX module identities and QE identity).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IsvTcbLevel {
+    pub isv_svn: u16,
+    pub tcb_date: String,
+    pub status: TcbStatus,
+    pub advisory_ids: Vec<String>,
+}
+
+/// One entry of `tdxModuleIdentities` (`TDX_01`, `TDX_03`, ...).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TdxModuleIdentity {
+    /// The id, upper-cased.
+    pub id: String,
+    pub module: TdxModule,
+    pub tcb_levels: Vec<IsvTcbLevel>,
+}
+
+/// A parsed TCB info (version 3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcbInfo {
+    pub tee: DcapTee,
+    pub version: u32,
+    pub issue_date: u64,
+    pub next_update: u64,
+    pub fmspc: [u8; 6],
+    pub pce_id: [u8; 2],
+    pub tcb_evaluation_data_number: u32,
+    pub tdx_module: Option<TdxModule>,
+    pub tdx_module_identities: Vec<TdxModuleIdentity>,
+    pub tcb_levels: Vec<TcbLevel>,
+}
+
+/// A parsed QE identity (version 2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QeIdentity {
+    pub tee: DcapTee,
+    pub version: u32,
+    pub issue_date: u64,
+    pub next_update: u64,
+    pub tcb_evaluation_data_number: u32,
+    /// MISCSELECT and its mask, read as big-endian hex numbers.
+    pub miscselect: u32,
+    pub miscselect_mask: u32,
+    pub attributes: [u8; 16],
+    pub attributes_mask: [u8; 16],
+    pub mrsigner: [u8; 32],
+    pub isv_prod_id: u16,
+    pub tcb_levels: Vec<IsvTcbLevel>,
+}
+
+/// A JSON document with its exact signed bytes and ECDSA signature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Signed<T> {
+    /// The exact bytes the signature covers.
+    pub(crate) raw: Vec<u8>,
+    /// r || s.
+    pub(crate) signature: [u8; 64],
+    pub(crate) parsed: T,
+}
+
+/// Parsed DCAP collateral for one FMSPC (and one TEE kind). Cheap to share
+/// behind an [`Arc`]; signature checks against a given Intel root are done
+/// once and remembered, while time checks run on every verification. The
+/// content is immutable after parsing, so the remembered result cannot
+/// outlive the bytes it was computed on.
+#[derive(Clone, Debug)]
+pub struct TdxCollateral {
+    pub(crate) tcb_info: Signed<TcbInfo>,
+    pub(crate) qe_identity: Signed<QeIdentity>,
+    pub(crate) tcb_info_chain: Vec<P256Cert>,
+    pub(crate) qe_identity_chain: Vec<P256Cert>,
+    pub(crate) pck_crl_chain: Vec<P256Cert>,
+    pub(crate) root_ca_crl: Crl,
+    pub(crate) pck_crl: Crl,
+    /// The Intel root (DER) against which every signature of this
+    /// collateral has been checked, once it has been.
+    pub(crate) signatures_checked_for: Arc<OnceLock<Vec<u8>>>,
+}
+
+impl PartialEq for TdxCollateral {
+    fn eq(&self, o: &Self) -> bool {
+        self.tcb_info == o.tcb_info
+            && self.qe_identity == o.qe_identity
+            && ders(&self.tcb_info_chain) == ders(&o.tcb_info_chain)
+            && ders(&self.qe_identity_chain) == ders(&o.qe_identity_chain)
+            && ders(&self.pck_crl_chain) == ders(&o.pck_crl_chain)
+            && self.root_ca_crl == o.root_ca_crl
+            && self.pck_crl == o.pck_crl
+    }
+}
+impl Eq for TdxCollateral {}
+
+fn ders(c: &[P256Cert]) -> Vec<&[u8]> {
+    c.iter().map(|c| c.der.as_slice()).collect()
+}
+
+/// The separate PCS responses and files that make up collateral.
+#[derive(Clone, Copy, Debug)]
+pub struct CollateralParts<'a> {
+    /// `{"tcbInfo": {...}, "signature": "<hex>"}`.
+    pub tcb_info_response: &'a [u8],
+    /// `{"enclaveIdentity": {...}, "signature": "<hex>"}`.
+    pub qe_identity_response: &'a [u8],
+    /// PEM: TCB signing certificate, Intel root.
+    pub tcb_info_issuer_chain: &'a [u8],
+    /// PEM: TCB signing certificate, Intel root (usually the same bytes).
+    pub qe_identity_issuer_chain: &'a [u8],
+    /// PEM: PCK Platform or Processor CA, Intel root.
+    pub pck_crl_issuer_chain: &'a [u8],
+    /// The PCK CA's CRL, DER or hex DER.
+    pub pck_crl: &'a [u8],
+    /// The Intel root CA's CRL, DER or hex DER.
+    pub root_ca_crl: &'a [u8],
+}
+
+#[derive(Deserialize)]
+struct CollateralV3Json {
+    pck_crl_issuer_chain: String,
+    root_ca_crl: String,
+    pck_crl: String,
+    tcb_info_issuer_chain: String,
+    tcb_info: String,
+    tcb_info_signature: String,
+    qe_identity_issuer_chain: String,
+    qe_identity: String,
+    qe_identity_signature: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TcbInfoResponse<'a> {
+    #[serde(borrow)]
+    tcb_info: &'a serde_json::value::RawValue,
+    signature: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct QeIdentityResponse<'a> {
+    #[serde(borrow)]
+    enclave_identity: &'a serde_json::value::RawValue,
+    signature: String,
+}
+
+impl TdxCollateral {
+    /// Parse a `QuoteCollateralV3` JSON document.
+    pub fn from_json(json: &[u8]) -> Result<TdxCollateral> {
+        if json.len() > MAX_COLLATERAL_LEN {
+            return Err(malformed("collateral too large"));
+        }
+        let c: CollateralV3Json =
+            serde_json::from_slice(json).map_err(|_| malformed("collateral JSON"))?;
+        Self::build(
+            signed(c.tcb_info.as_bytes(), &c.tcb_info_signature, parse_tcb_info)?,
+            signed(
+                c.qe_identity.as_bytes(),
+                &c.qe_identity_signature,
+                parse_qe_identity,
+            )?,
+            c.tcb_info_issuer_chain.as_bytes(),
+            c.qe_identity_issuer_chain.as_bytes(),
+            c.pck_crl_issuer_chain.as_bytes(),
+            &hex_bytes(&c.pck_crl, "PCK CRL hex")?,
+            &hex_bytes(&c.root_ca_crl, "root CA CRL hex")?,
+        )
+    }
+
+    /// Assemble collateral from separate PCS responses and files.
+    pub fn from_parts(p: CollateralParts<'_>) -> Result<TdxCollateral> {
+        let total = [
+            p.tcb_info_response,
+            p.qe_identity_response,
+            p.tcb_info_issuer_chain,
+            p.qe_identity_issuer_chain,
+            p.pck_crl_issuer_chain,
+            p.pck_crl,
+            p.root_ca_crl,
+        ]
+        .iter()
+        .map(|b| b.len())
+        .fold(0usize, usize::saturating_add);
+        if total > MAX_COLLATERAL_LEN {
+            return Err(malformed("collateral too large"));
+        }
+        let t: TcbInfoResponse<'_> = serde_json::from_slice(p.tcb_info_response)
+            .map_err(|_| malformed("TCB info response JSON"))?;
+        let q: QeIdentityResponse<'_> = serde_json::from_slice(p.qe_identity_response)
+            .map_err(|_| malformed("QE identity response JSON"))?;
+        Self::build(
+            signed(t.tcb_info.get().as_bytes(), &t.signature, parse_tcb_info)?,
+            signed(
+                q.enclave_identity.get().as_bytes(),
+                &q.signature,
+                parse_qe_identity,
+            )?,
+            p.tcb_info_issuer_chain,
+            p.qe_identity_issuer_chain,
+            p.pck_crl_issuer_chain,
+            &der_or_hex(p.pck_crl, "PCK CRL")?,
+            &der_or_hex(p.root_ca_crl, "root CA CRL")?,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        tcb_info: Signed<TcbInfo>,
+        qe_identity: Signed<QeIdentity>,
+        tcb_chain: &[u8],
+        qe_chain: &[u8],
+        crl_chain: &[u8],
+        pck_crl: &[u8],
+        root_crl: &[u8],
+    ) -> Result<TdxCollateral> {
+        if tcb_info.parsed.tee != qe_identity.parsed.tee {
+            return Err(EvidenceError::TdxCollateralMismatch(
+                "TCB info and QE identity are for different TEEs",
+            ));
+        }
+        Ok(TdxCollateral {
+            tcb_info,
+            qe_identity,
+            tcb_info_chain: chain(tcb_chain, "TCB info issuer chain")?,
+            qe_identity_chain: chain(qe_chain, "QE identity issuer chain")?,
+            pck_crl_chain: chain(crl_chain, "PCK CRL issuer chain")?,
+            root_ca_crl: Crl::parse(root_crl, "root CA CRL does not decode")?,
+            pck_crl: Crl::parse(pck_crl, "PCK CRL does not decode")?,
+            signatures_checked_for: Arc::new(OnceLock::new()),
+        })
+    }
+
+    /// The parsed TCB info (its signature is checked at verification).
+    pub fn tcb_info(&self) -> &TcbInfo {
+        &self.tcb_info.parsed
+    }
+
+    /// The parsed QE identity (its signature is checked at verification).
+    pub fn qe_identity(&self) -> &QeIdentity {
+        &self.qe_identity.parsed
+    }
+
+    /// The root CA CRL.
+    pub fn root_ca_crl(&self) -> &Crl {
+        &self.root_ca_crl
+    }
+
+    /// The PCK CA CRL.
+    pub fn pck_crl(&self) -> &Crl {
+        &self.pck_crl
+    }
+
+    /// The FMSPC this collateral is for (the CA's cache key, with the TEE).
+    pub fn fmspc(&self) -> [u8; 6] {
+        self.tcb_info.parsed.fmspc
+    }
+
+    /// Which TEE this collateral is for.
+    pub fn tee(&self) -> DcapTee {
+        self.tcb_info.parsed.tee
+    }
+
+    /// The window in which every dated item is current: the latest
+    /// issueDate/thisUpdate and the earliest nextUpdate of TCB info, QE
+    /// identity and both CRLs (seconds since the epoch, inclusive). A
+    /// cache should refresh the collateral before the end.
+    pub fn validity_window(&self) -> (u64, u64) {
+        let t = &self.tcb_info.parsed;
+        let q = &self.qe_identity.parsed;
+        let starts = [
+            t.issue_date,
+            q.issue_date,
+            self.root_ca_crl.this_update,
+            self.pck_crl.this_update,
+        ];
+        let ends = [
+            t.next_update,
+            q.next_update,
+            self.root_ca_crl.next_update,
+            self.pck_crl.next_update,
+        ];
+        (
+            starts.into_iter().max().unwrap_or(0),
+            ends.into_iter().min().unwrap_or(0),
+        )
+    }
+}
+
+fn chain(pem: &[u8], what: &'static str) -> Result<Vec<P256Cert>> {
+    let ders = x509::pem_certificates(pem).map_err(|_| malformed(what))?;
+    if ders.len() < 2 {
+        return Err(malformed(what));
+    }
+    ders.iter()
+        .map(|d| P256Cert::parse(d, malformed(what)))
+        .collect()
+}
+
+fn hex_bytes(s: &str, what: &'static str) -> Result<Vec<u8>> {
+    let s = s.trim();
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    hex::decode(s).map_err(|_| malformed(what))
+}
+
+fn der_or_hex(b: &[u8], what: &'static str) -> Result<Vec<u8>> {
+    // DER CRLs start with a SEQUENCE tag; hex text never does.
+    if b.first() == Some(&0x30) {
+        return Ok(b.to_vec());
+    }
+    let s = core::str::from_utf8(b).map_err(|_| malformed(what))?;
+    hex_bytes(s, what)
+}
+
+fn signed<T>(raw: &[u8], sig_hex: &str, parse: fn(&[u8]) -> Result<T>) -> Result<Signed<T>> {
+    let sig = hex_bytes(sig_hex, "signature hex")?;
+    let signature: [u8; 64] = sig
+        .as_slice()
+        .try_into()
+        .map_err(|_| malformed("signature is not 64 bytes"))?;
+    Ok(Signed {
+        raw: raw.to_vec(),
+        signature,
+        parsed: parse(raw)?,
+    })
+}
+
+fn fixed_hex<const N: usize>(s: &str, what: &'static str) -> Result<[u8; N]> {
+    let v = hex::decode(s).map_err(|_| malformed(what))?;
+    v.as_slice().try_into().map_err(|_| malformed(what))
+}
+
+fn time(s: &str, what: &'static str) -> Result<u64> {
+    parse_rfc3339_utc(s).ok_or_else(|| malformed(what))
+}
+
+fn status(s: &str) -> Result<TcbStatus> {
+    Ok(match s {
+        "UpToDate" => TcbStatus::UpToDate,
+        "SWHardeningNeeded" => TcbStatus::SWHardeningNeeded,
+        "ConfigurationNeeded" => TcbStatus::ConfigurationNeeded,
+        "ConfigurationAndSWHardeningNeeded" => TcbStatus::ConfigurationAndSWHardeningNeeded,
+        "OutOfDate" => TcbStatus::OutOfDate,
+        "OutOfDateConfigurationNeeded" => TcbStatus::OutOfDateConfigurationNeeded,
+        "Revoked" => TcbStatus::Revoked,
+        _ => return Err(malformed("unknown TCB status")),
+    })
+}
+
+// ---- TCB info JSON (version 3) ----
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TcbInfoJson {
+    id: String,
+    version: u32,
+    issue_date: String,
+    next_update: String,
+    fmspc: String,
+    pce_id: String,
+    tcb_evaluation_data_number: u32,
+    #[serde(default)]
+    tdx_module: Option<TdxModuleJson>,
+    #[serde(default)]
+    tdx_module_identities: Vec<TdxModuleIdentityJson>,
+    tcb_levels: Vec<TcbLevelJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TdxModuleJson {
+    mrsigner: String,
+    attributes: String,
+    attributes_mask: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TdxModuleIdentityJson {
+    id: String,
+    mrsigner: String,
+    attributes: String,
+    attributes_mask: String,
+    tcb_levels: Vec<IsvLevelJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IsvLevelJson {
+    tcb: IsvTcbJson,
+    tcb_date: String,
+    tcb_status: String,
+    #[serde(default, rename = "advisoryIDs")]
+    advisory_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct IsvTcbJson {
+    isvsvn: u16,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TcbLevelJson {
+    tcb: TcbJson,
+    tcb_date: String,
+    tcb_status: String,
+    #[serde(default, rename = "advisoryIDs")]
+    advisory_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct TcbJson {
+    sgxtcbcomponents: Vec<SvnJson>,
+    pcesvn: u16,
+    #[serde(default)]
+    tdxtcbcomponents: Option<Vec<SvnJson>>,
+}
+
+#[derive(Deserialize)]
+struct SvnJson {
+    svn: u8,
+}
+
+fn svns(v: &[SvnJson], what: &'static str) -> Result<[u8; 16]> {
+    if v.len() != 16 {
+        return Err(malformed(what));
+    }
+    let mut out = [0u8; 16];
+    for (o, c) in out.iter_mut().zip(v) {
+        *o = c.svn;
+    }
+    Ok(out)
+}
+
+fn module(m: &TdxModuleJson) -> Result<TdxModule> {
+    Ok(TdxModule {
+        mrsigner: fixed_hex(&m.mrsigner, "TDX module mrsigner")?,
+        attributes: fixed_hex(&m.attributes, "TDX module attributes")?,
+        attributes_mask: fixed_hex(&m.attributes_mask, "TDX module attributes mask")?,
+    })
+}
+
+fn isv_levels(v: Vec<IsvLevelJson>) -> Result<Vec<IsvTcbLevel>> {
+    if v.len() > MAX_LEVELS {
+        return Err(malformed("too many TCB levels"));
+    }
+    v.into_iter()
+        .map(|l| {
+            Ok(IsvTcbLevel {
+                isv_svn: l.tcb.isvsvn,
+                status: status(&l.tcb_status)?,
+                tcb_date: l.tcb_date,
+                advisory_ids: l.advisory_ids,
+            })
+        })
+        .collect()
+}
+
+/// Parse the `tcbInfo` JSON value (version 3, TDX or SGX).
+pub fn parse_tcb_info(raw: &[u8]) -> Result<TcbInfo> {
+    let j: TcbInfoJson = serde_json::from_slice(raw).map_err(|_| malformed("TCB info JSON"))?;
+    let tee = match j.id.as_str() {
+        "TDX" => DcapTee::Tdx,
+        "SGX" => DcapTee::Sgx,
+        _ => return Err(malformed("TCB info id")),
+    };
+    if j.version != 3 {
+        return Err(malformed("TCB info version is not 3"));
+    }
+    if j.tcb_levels.len() > MAX_LEVELS || j.tdx_module_identities.len() > MAX_LEVELS {
+        return Err(malformed("too many TCB levels"));
+    }
+    let mut tcb_levels = Vec::with_capacity(j.tcb_levels.len());
+    for l in j.tcb_levels {
+        let tdx_components = match (&l.tcb.tdxtcbcomponents, tee) {
+            (Some(c), DcapTee::Tdx) => Some(svns(c, "tdxtcbcomponents")?),
+            (None, DcapTee::Tdx) => {
+                return Err(malformed("TDX TCB level without tdxtcbcomponents"))
+            }
+            (_, DcapTee::Sgx) => None,
+        };
+        tcb_levels.push(TcbLevel {
+            sgx_components: svns(&l.tcb.sgxtcbcomponents, "sgxtcbcomponents")?,
+            pce_svn: l.tcb.pcesvn,
+            tdx_components,
+            status: status(&l.tcb_status)?,
+            tcb_date: l.tcb_date,
+            advisory_ids: l.advisory_ids,
+        });
+    }
+    let mut ids = Vec::with_capacity(j.tdx_module_identities.len());
+    for m in j.tdx_module_identities {
+        ids.push(TdxModuleIdentity {
+            id: m.id.to_ascii_uppercase(),
+            module: module(&TdxModuleJson {
+                mrsigner: m.mrsigner,
+                attributes: m.attributes,
+                attributes_mask: m.attributes_mask,
+            })?,
+            tcb_levels: isv_levels(m.tcb_levels)?,
+        });
+    }
+    Ok(TcbInfo {
+        tee,
+        version: j.version,
+        issue_date: time(&j.issue_date, "TCB info issueDate")?,
+        next_update: time(&j.next_update, "TCB info nextUpdate")?,
+        fmspc: fixed_hex(&j.fmspc, "TCB info fmspc")?,
+        pce_id: fixed_hex(&j.pce_id, "TCB info pceId")?,
+        tcb_evaluation_data_number: j.tcb_evaluation_data_number,
+        tdx_module: j.tdx_module.as_ref().map(module).transpose()?,
+        tdx_module_identities: ids,
+        tcb_levels,
+    })
+}
+
+// ---- QE identity JSON (version 2) ----
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct QeIdentityJson {
+    id: String,
+    version: u32,
+    issue_date: String,
+    next_update: String,
+    tcb_evaluation_data_number: u32,
+    miscselect: String,
+    miscselect_mask: String,
+    attributes: String,
+    attributes_mask: String,
+    mrsigner: String,
+    isvprodid: u16,
+    tcb_levels: Vec<IsvLevelJson>,
+}
+
+/// Parse the `enclaveIdentity` JSON value (version 2, `QE` or `TD_QE`).
+pub fn parse_qe_identity(raw: &[u8]) -> Result<QeIdentity> {
+    let j: QeIdentityJson =
+        serde_json::from_slice(raw).map_err(|_| malformed("QE identity JSON"))?;
+    let tee = match j.id.as_str() {
+        "TD_QE" => DcapTee::Tdx,
+        "QE" => DcapTee::Sgx,
+        _ => return Err(malformed("QE identity id")),
+    };
+    if j.version != 2 {
+        return Err(malformed("QE identity version is not 2"));
+    }
+    Ok(QeIdentity {
+        tee,
+        version: j.version,
+        issue_date: time(&j.issue_date, "QE identity issueDate")?,
+        next_update: time(&j.next_update, "QE identity nextUpdate")?,
+        tcb_evaluation_data_number: j.tcb_evaluation_data_number,
+        miscselect: u32::from_be_bytes(fixed_hex(&j.miscselect, "QE identity miscselect")?),
+        miscselect_mask: u32::from_be_bytes(fixed_hex(
+            &j.miscselect_mask,
+            "QE identity miscselectMask",
+        )?),
+        attributes: fixed_hex(&j.attributes, "QE identity attributes")?,
+        attributes_mask: fixed_hex(&j.attributes_mask, "QE identity attributesMask")?,
+        mrsigner: fixed_hex(&j.mrsigner, "QE identity mrsigner")?,
+        isv_prod_id: j.isvprodid,
+        tcb_levels: isv_levels(j.tcb_levels)?,
+    })
+}

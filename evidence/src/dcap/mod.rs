@@ -1,0 +1,640 @@
+//! Intel DCAP appraisal with collateral: CRLs, TCB info, QE identity and
+//! TCB-level matching for TDX quotes (v4, v5) and SGX quotes (v3).
+//!
+//! [`appraise`] runs after the quote's own signatures and PCK chain have
+//! been checked ([`crate::tdx::verify`], [`sgx`]). Order of checks, the
+//! first failure wins:
+//!
+//! 1. collateral signatures, checked once per Intel root and remembered in
+//!    the [`TdxCollateral`]: each issuer chain (TCB signing, PCK CRL issuer)
+//!    links up to the Intel root (`TDX_COLLATERAL_CHAIN`, `CERT_*`); the root
+//!    CA CRL is signed by the root and the PCK CRL by its issuer
+//!    (`TDX_CRL_INVALID`); no collateral signer is listed in the root CA CRL
+//!    (`TDX_COLLATERAL_SIGNER_REVOKED`); the TCB info and QE identity
+//!    signatures verify over their exact JSON bytes
+//!    (`TDX_TCB_INFO_SIGNATURE`, `TDX_QE_IDENTITY_SIGNATURE`);
+//! 2. every time window at `now`: the issuer chains' certificates, TCB info
+//!    and QE identity issueDate..nextUpdate, both CRLs'
+//!    thisUpdate..nextUpdate (`TDX_COLLATERAL_EXPIRED`);
+//! 3. revocation of the quote's PCK chain: the PCK CRL must be the CRL of
+//!    the PCK leaf's issuer (`TDX_CRL_INVALID`), and neither the leaf (PCK
+//!    CRL) nor its CA (root CA CRL) may be listed (`TDX_PCK_REVOKED`);
+//! 4. the collateral applies to the quote: TEE kind
+//!    (`TDX_COLLATERAL_MISMATCH`), FMSPC (`TDX_FMSPC_MISMATCH`), PCE-ID;
+//! 5. the QE report against the QE identity: MRSIGNER, ISVPRODID,
+//!    MISCSELECT and ATTRIBUTES under their masks
+//!    (`TDX_QE_IDENTITY_MISMATCH`), and its ISVSVN selects the QE TCB level;
+//! 6. TDX only: MRSIGNERSEAM and SEAMATTRIBUTES (masked) against the TDX
+//!    module identity of the module's major version (TEE_TCB_SVN[1]; the
+//!    top-level `tdxModule` when it is 0) (`TDX_MODULE_MISMATCH`), and the
+//!    module's TCB level by its minor SVN (TEE_TCB_SVN[0]);
+//! 7. the platform TCB level: the first level (Intel orders them best first)
+//!    whose SGX components are all <= the PCK certificate's, whose PCESVN
+//!    is <= the PCK's, and (TDX) whose TDX components are all <= TEE_TCB_SVN
+//!    (from index 2 when the module major version is > 0, since the module
+//!    identity covers bytes 0 and 1). For TD 1.5 bodies TEE_TCB_SVN2 must
+//!    match a level too. No level: `TDX_TCB_LEVEL_NOT_FOUND`;
+//! 8. the statuses converge as Intel's quote verification library does:
+//!    a QE or module level `OutOfDate` turns a platform `UpToDate` /
+//!    `SWHardeningNeeded` into `OutOfDate` and a platform
+//!    `ConfigurationNeeded` / `ConfigurationAndSWHardeningNeeded` into
+//!    `OutOfDateConfigurationNeeded`; a `Revoked` one gives `Revoked`.
+//!    Advisory IDs: platform, then QE, then module, without repeats.
+//!
+//! The result is data ([`TcbEvaluation`]); whether a status is acceptable is
+//! policy ([`crate::accept::AcceptPolicy`]).
+
+pub mod collateral;
+pub mod crl;
+pub mod sgx;
+pub mod time;
+
+use aws_lc_rs::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
+
+pub use collateral::{CollateralParts, DcapTee, TdxCollateral};
+
+use crate::claims::TcbStatus;
+use crate::error::EvidenceError;
+use crate::tdx::verify::PckInfo;
+use crate::tdx::QeReport;
+use crate::x509::{self, P256Cert};
+use collateral::{IsvTcbLevel, TcbInfo, TdxModule};
+
+type Result<T> = core::result::Result<T, EvidenceError>;
+
+/// The outcome of TCB appraisal: statuses and advisories as data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TcbEvaluation {
+    /// The converged status (platform, QE and TDX module).
+    pub status: TcbStatus,
+    /// Intel security advisory IDs that apply, without repeats.
+    pub advisory_ids: Vec<String>,
+    /// The matching platform TCB level's status.
+    pub platform_status: TcbStatus,
+    /// The QE identity TCB level's status.
+    pub qe_status: TcbStatus,
+    /// The TDX module identity TCB level's status (module major version > 0).
+    pub tdx_module_status: Option<TcbStatus>,
+    /// The matching platform level's tcbDate.
+    pub tcb_date: String,
+    /// The TCB info's tcbEvaluationDataNumber.
+    pub tcb_evaluation_data_number: u32,
+}
+
+/// What the TD report contributes to TCB appraisal.
+#[derive(Clone, Copy, Debug)]
+pub struct TdTcbInput<'a> {
+    pub tee_tcb_svn: &'a [u8; 16],
+    /// TD 1.5 bodies only.
+    pub tee_tcb_svn2: Option<&'a [u8; 16]>,
+    pub mrsignerseam: &'a [u8; 48],
+    pub seam_attributes: &'a [u8; 8],
+}
+
+/// Everything from a signature-checked quote that appraisal needs.
+#[derive(Clone, Copy, Debug)]
+pub struct DcapInput<'a> {
+    /// `Some` for TDX quotes, `None` for SGX quotes.
+    pub td: Option<TdTcbInput<'a>>,
+    /// The PCK chain as verified, DER, leaf first, root last.
+    pub pck_chain_der: &'a [Vec<u8>],
+    pub pck: &'a PckInfo,
+    pub qe_report: &'a QeReport,
+}
+
+/// Appraise a signature-checked quote against collateral at `now_unix`,
+/// with `intel_root_der` as the only trust anchor of the collateral. See
+/// the module documentation for the checks and their order.
+pub fn appraise(
+    input: &DcapInput<'_>,
+    col: &TdxCollateral,
+    intel_root_der: &[u8],
+    now_unix: u64,
+) -> Result<TcbEvaluation> {
+    let root = P256Cert::parse(intel_root_der, EvidenceError::BadTrustAnchor("Intel root"))?;
+    check_collateral(col, &root, intel_root_der, now_unix)?;
+    check_pck_revocation(input.pck_chain_der, col)?;
+    evaluate(input, col)
+}
+
+/// Steps 1 and 2: collateral signatures (once per root) and time windows.
+fn check_collateral(col: &TdxCollateral, root: &P256Cert, root_der: &[u8], now: u64) -> Result<()> {
+    let chains = [
+        &col.tcb_info_chain,
+        &col.qe_identity_chain,
+        &col.pck_crl_chain,
+    ];
+    if col.signatures_checked_for.get().map(Vec::as_slice) == Some(root_der) {
+        root.check_validity(now)?;
+        for c in chains.iter().flat_map(|c| c.iter()) {
+            c.check_validity(now)?;
+        }
+    } else {
+        for c in chains {
+            x509::check_links(c, now).map_err(chain_err)?;
+            let top = c
+                .last()
+                .ok_or(EvidenceError::TdxCollateralChain("empty chain"))?;
+            if !x509::is_anchor(top, root, now).map_err(chain_err)? {
+                return Err(EvidenceError::TdxCollateralChain(
+                    "issuer chain does not end at the Intel root",
+                ));
+            }
+        }
+        col.root_ca_crl
+            .check_signed_by(root, "root CA CRL is not signed by the Intel root")?;
+        let crl_ca = col
+            .pck_crl_chain
+            .first()
+            .ok_or(EvidenceError::TdxCollateralChain("empty chain"))?;
+        col.pck_crl
+            .check_signed_by(crl_ca, "PCK CRL is not signed by its issuer")?;
+        for c in chains {
+            for cert in c.iter().take(c.len().saturating_sub(1)) {
+                if col.root_ca_crl.lists(cert) {
+                    return Err(EvidenceError::TdxCollateralSignerRevoked);
+                }
+            }
+        }
+        let tcb_signer = col
+            .tcb_info_chain
+            .first()
+            .ok_or(EvidenceError::TdxCollateralChain("empty chain"))?;
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &tcb_signer.public_key)
+            .verify(&col.tcb_info.raw, &col.tcb_info.signature)
+            .map_err(|_| EvidenceError::TdxTcbInfoSignature)?;
+        let qe_signer = col
+            .qe_identity_chain
+            .first()
+            .ok_or(EvidenceError::TdxCollateralChain("empty chain"))?;
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &qe_signer.public_key)
+            .verify(&col.qe_identity.raw, &col.qe_identity.signature)
+            .map_err(|_| EvidenceError::TdxQeIdentitySignature)?;
+        // Every signature above is independent of the time: remember them.
+        let _ = col.signatures_checked_for.set(root_der.to_vec());
+    }
+
+    let t = &col.tcb_info.parsed;
+    if now < t.issue_date || now > t.next_update {
+        return Err(EvidenceError::TdxCollateralExpired("TCB info"));
+    }
+    let q = &col.qe_identity.parsed;
+    if now < q.issue_date || now > q.next_update {
+        return Err(EvidenceError::TdxCollateralExpired("QE identity"));
+    }
+    col.root_ca_crl.check_time(now, "root CA CRL")?;
+    col.pck_crl.check_time(now, "PCK CRL")?;
+    Ok(())
+}
+
+fn chain_err(e: EvidenceError) -> EvidenceError {
+    match e {
+        EvidenceError::TdxPckChain(d) => EvidenceError::TdxCollateralChain(d),
+        other => other,
+    }
+}
+
+/// Step 3: the PCK leaf against the PCK CRL, its CA(s) against the root CRL.
+fn check_pck_revocation(chain_der: &[Vec<u8>], col: &TdxCollateral) -> Result<()> {
+    let bad = || EvidenceError::TdxPckChain("certificate does not decode");
+    let chain = chain_der
+        .iter()
+        .map(|d| P256Cert::parse(d, bad()))
+        .collect::<Result<Vec<_>>>()?;
+    let (Some(leaf), Some(ca)) = (chain.first(), chain.get(1)) else {
+        return Err(EvidenceError::TdxPckChain("chain shorter than leaf and CA"));
+    };
+    let crl_ca = col
+        .pck_crl_chain
+        .first()
+        .ok_or(EvidenceError::TdxCollateralChain("empty chain"))?;
+    if leaf.issuer_der != col.pck_crl.issuer_der
+        || ca.subject_der != crl_ca.subject_der
+        || ca.spki_der != crl_ca.spki_der
+    {
+        return Err(EvidenceError::TdxCrlInvalid(
+            "PCK CRL is not from the PCK certificate's issuer",
+        ));
+    }
+    if col.pck_crl.lists(leaf) {
+        return Err(EvidenceError::TdxPckRevoked("PCK certificate"));
+    }
+    for cert in chain.iter().skip(1).take(chain.len().saturating_sub(2)) {
+        if col.root_ca_crl.lists(cert) {
+            return Err(EvidenceError::TdxPckRevoked("PCK CA certificate"));
+        }
+    }
+    Ok(())
+}
+
+/// Steps 4 to 8: applicability, QE identity, TDX module, TCB levels.
+fn evaluate(input: &DcapInput<'_>, col: &TdxCollateral) -> Result<TcbEvaluation> {
+    let tcb = &col.tcb_info.parsed;
+    let want = if input.td.is_some() {
+        DcapTee::Tdx
+    } else {
+        DcapTee::Sgx
+    };
+    if tcb.tee != want {
+        return Err(EvidenceError::TdxCollateralMismatch(
+            "TCB info is for another TEE",
+        ));
+    }
+    if col.qe_identity.parsed.tee != want {
+        return Err(EvidenceError::TdxCollateralMismatch(
+            "QE identity is for another TEE",
+        ));
+    }
+    if tcb.fmspc != input.pck.fmspc {
+        return Err(EvidenceError::TdxFmspcMismatch);
+    }
+    if tcb.pce_id != input.pck.pce_id {
+        return Err(EvidenceError::TdxCollateralMismatch(
+            "TCB info PCE-ID differs from the PCK certificate's",
+        ));
+    }
+    let qe = qe_level(input.qe_report, &col.qe_identity.parsed)?;
+
+    let (platform, module) = match &input.td {
+        None => (platform_level(tcb, input.pck, None)?, None),
+        Some(td) => {
+            let module = tdx_module_level(tcb, td, td.tee_tcb_svn)?;
+            let platform = platform_level(tcb, input.pck, Some(td.tee_tcb_svn))?;
+            if let Some(svn2) = td.tee_tcb_svn2 {
+                // The TDX module running now (after a TD-preserving update)
+                // must have a TCB level too.
+                tdx_module_level(tcb, td, svn2)?;
+                platform_level(tcb, input.pck, Some(svn2))?;
+            }
+            (platform, module)
+        }
+    };
+
+    let mut status = platform.status;
+    let components = [Some(qe.status), module.as_ref().map(|m| m.status)];
+    let components = components.iter().flatten();
+    if components.clone().any(|s| *s == TcbStatus::OutOfDate) {
+        status = match status {
+            TcbStatus::UpToDate | TcbStatus::SWHardeningNeeded => TcbStatus::OutOfDate,
+            TcbStatus::ConfigurationNeeded | TcbStatus::ConfigurationAndSWHardeningNeeded => {
+                TcbStatus::OutOfDateConfigurationNeeded
+            }
+            s => s,
+        };
+    }
+    if components.clone().any(|s| *s == TcbStatus::Revoked) {
+        status = TcbStatus::Revoked;
+    }
+    let mut advisory_ids: Vec<String> = Vec::new();
+    let lists = [
+        Some(&platform.advisory_ids),
+        Some(&qe.advisory_ids),
+        module.as_ref().map(|m| &m.advisory_ids),
+    ];
+    for id in lists.iter().flatten().flat_map(|l| l.iter()) {
+        if !advisory_ids.contains(id) {
+            advisory_ids.push(id.clone());
+        }
+    }
+    Ok(TcbEvaluation {
+        status,
+        advisory_ids,
+        platform_status: platform.status,
+        qe_status: qe.status,
+        tdx_module_status: module.map(|m| m.status),
+        tcb_date: platform.tcb_date.clone(),
+        tcb_evaluation_data_number: tcb.tcb_evaluation_data_number,
+    })
+}
+
+/// The QE report against the QE identity; its TCB level by ISVSVN.
+fn qe_level<'a>(r: &QeReport, id: &'a collateral::QeIdentity) -> Result<&'a IsvTcbLevel> {
+    if r.mrsigner != id.mrsigner {
+        return Err(EvidenceError::TdxQeIdentityMismatch("MRSIGNER"));
+    }
+    if r.isv_prod_id != id.isv_prod_id {
+        return Err(EvidenceError::TdxQeIdentityMismatch("ISVPRODID"));
+    }
+    if r.misc_select & id.miscselect_mask != id.miscselect & id.miscselect_mask {
+        return Err(EvidenceError::TdxQeIdentityMismatch("MISCSELECT"));
+    }
+    let attrs_ok = r
+        .attributes
+        .iter()
+        .zip(&id.attributes)
+        .zip(&id.attributes_mask)
+        .all(|((a, e), m)| a & m == e & m);
+    if !attrs_ok {
+        return Err(EvidenceError::TdxQeIdentityMismatch("ATTRIBUTES"));
+    }
+    id.tcb_levels
+        .iter()
+        .find(|l| r.isv_svn >= l.isv_svn)
+        .ok_or(EvidenceError::TdxTcbLevelNotFound("QE identity"))
+}
+
+/// MRSIGNERSEAM / SEAMATTRIBUTES against the module identity selected by
+/// `svn[1]`, and that identity's TCB level by `svn[0]` (none when the
+/// major version is 0).
+fn tdx_module_level<'a>(
+    tcb: &'a TcbInfo,
+    td: &TdTcbInput<'_>,
+    svn: &[u8; 16],
+) -> Result<Option<&'a IsvTcbLevel>> {
+    let [minor, major, ..] = *svn;
+    let check = |m: &TdxModule| -> Result<()> {
+        if *td.mrsignerseam != m.mrsigner {
+            return Err(EvidenceError::TdxModuleMismatch("MRSIGNERSEAM"));
+        }
+        let ok = td
+            .seam_attributes
+            .iter()
+            .zip(&m.attributes)
+            .zip(&m.attributes_mask)
+            .all(|((a, e), k)| a & k == e & k);
+        if !ok {
+            return Err(EvidenceError::TdxModuleMismatch("SEAMATTRIBUTES"));
+        }
+        Ok(())
+    };
+    if major == 0 {
+        if let Some(m) = &tcb.tdx_module {
+            check(m)?;
+        }
+        return Ok(None);
+    }
+    let want = format!("TDX_{major:02X}");
+    let ident = tcb
+        .tdx_module_identities
+        .iter()
+        .find(|i| i.id == want)
+        .ok_or(EvidenceError::TdxModuleMismatch(
+            "no TDX module identity for the module's major version",
+        ))?;
+    check(&ident.module)?;
+    ident
+        .tcb_levels
+        .iter()
+        .find(|l| u16::from(minor) >= l.isv_svn)
+        .map(Some)
+        .ok_or(EvidenceError::TdxTcbLevelNotFound("TDX module"))
+}
+
+/// The first platform TCB level the PCK (and TEE_TCB_SVN) meet.
+fn platform_level<'a>(
+    tcb: &'a TcbInfo,
+    pck: &PckInfo,
+    tee_tcb_svn: Option<&[u8; 16]>,
+) -> Result<&'a collateral::TcbLevel> {
+    let ge = |have: &[u8; 16], need: &[u8; 16], from: usize| {
+        have.iter().zip(need).skip(from).all(|(h, n)| h >= n)
+    };
+    tcb.tcb_levels
+        .iter()
+        .find(|l| {
+            ge(&pck.cpu_svn_components, &l.sgx_components, 0)
+                && pck.pce_svn >= l.pce_svn
+                && match (tee_tcb_svn, &l.tdx_components) {
+                    (None, _) => true,
+                    (Some(svn), Some(need)) => {
+                        let from = if svn[1] > 0 { 2 } else { 0 };
+                        ge(svn, need, from)
+                    }
+                    (Some(_), None) => false,
+                }
+        })
+        .ok_or(EvidenceError::TdxTcbLevelNotFound("platform"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tdx::verify::verify_quote_signatures;
+    use crate::verify::TrustAnchors;
+
+    const NOW: u64 = 1_752_919_234;
+
+    fn data(rel: &str) -> Vec<u8> {
+        let path = format!("{}/../../shared/testdata/{rel}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("test data {path}: {e}"))
+    }
+
+    fn fixture() -> (crate::tdx::verify::VerifiedQuote, TdxCollateral) {
+        let anchors = TrustAnchors::intel(crate::INTEL_SGX_ROOT_CA_DER.to_vec());
+        let vq = verify_quote_signatures(&data("tdx/dcap-qvl/tdx_quote"), &anchors, NOW)
+            .expect("signatures");
+        let col = TdxCollateral::from_json(&data("tdx/dcap-qvl/tdx_quote_collateral.json"))
+            .expect("collateral");
+        (vq, col)
+    }
+
+    fn run(vq: &crate::tdx::verify::VerifiedQuote, col: &TdxCollateral) -> Result<TcbEvaluation> {
+        crate::verify::appraise_tdx(vq, col, crate::INTEL_SGX_ROOT_CA_DER, NOW)
+    }
+
+    #[test]
+    fn baseline_and_module_status() {
+        let (vq, col) = fixture();
+        let e = run(&vq, &col).expect("appraises");
+        assert_eq!(e.status, TcbStatus::UpToDate);
+        assert_eq!(e.qe_status, TcbStatus::UpToDate);
+        // TEE_TCB_SVN 06 01: module TDX_01, minor 6 >= 4.
+        assert_eq!(e.tdx_module_status, Some(TcbStatus::UpToDate));
+        assert_eq!(e.tcb_evaluation_data_number, 17);
+    }
+
+    #[test]
+    fn revoked_pck_leaf_and_ca() {
+        let (vq, col) = fixture();
+        let leaf =
+            P256Cert::parse(&vq.pck_chain_der[0], EvidenceError::Malformed("x")).expect("leaf");
+        let serial = leaf.cert.tbs_certificate.serial_number.as_bytes().to_vec();
+        assert!(!col.pck_crl.is_revoked(&serial));
+        let mut revoked = col.clone();
+        revoked.pck_crl.insert_revoked_for_test(serial);
+        assert_eq!(
+            check_pck_revocation(&vq.pck_chain_der, &revoked),
+            Err(EvidenceError::TdxPckRevoked("PCK certificate"))
+        );
+        let ca = P256Cert::parse(&vq.pck_chain_der[1], EvidenceError::Malformed("x")).expect("ca");
+        let mut revoked = col.clone();
+        revoked
+            .root_ca_crl
+            .insert_revoked_for_test(ca.cert.tbs_certificate.serial_number.as_bytes().to_vec());
+        assert_eq!(
+            check_pck_revocation(&vq.pck_chain_der, &revoked),
+            Err(EvidenceError::TdxPckRevoked("PCK CA certificate"))
+        );
+        assert_eq!(check_pck_revocation(&vq.pck_chain_der, &col), Ok(()));
+    }
+
+    #[test]
+    fn qe_identity_mismatches() {
+        let (vq, col) = fixture();
+        type Edit = fn(&mut QeReport);
+        let cases: [(Edit, &str); 4] = [
+            (|r| r.mrsigner[0] ^= 1, "MRSIGNER"),
+            (|r| r.isv_prod_id = 1, "ISVPRODID"),
+            (|r| r.misc_select = 1, "MISCSELECT"),
+            (|r| r.attributes[0] ^= 0x02, "ATTRIBUTES"),
+        ];
+        for (edit, what) in cases {
+            let mut r = vq.quote.qe_report.clone();
+            edit(&mut r);
+            assert_eq!(
+                qe_level(&r, &col.qe_identity.parsed),
+                Err(EvidenceError::TdxQeIdentityMismatch(what))
+            );
+        }
+        // Bit 2 of ATTRIBUTES byte 0 is outside the mask (FB).
+        let mut r = vq.quote.qe_report.clone();
+        r.attributes[0] ^= 0x04;
+        assert!(qe_level(&r, &col.qe_identity.parsed).is_ok());
+        // ISVSVN below every level.
+        let mut r = vq.quote.qe_report.clone();
+        r.isv_svn = 0;
+        assert_eq!(
+            qe_level(&r, &col.qe_identity.parsed),
+            Err(EvidenceError::TdxTcbLevelNotFound("QE identity"))
+        );
+    }
+
+    fn input<'a>(
+        vq: &'a crate::tdx::verify::VerifiedQuote,
+        svn: &'a [u8; 16],
+        mrsignerseam: &'a [u8; 48],
+        qe: &'a QeReport,
+    ) -> DcapInput<'a> {
+        DcapInput {
+            td: Some(TdTcbInput {
+                tee_tcb_svn: svn,
+                tee_tcb_svn2: None,
+                mrsignerseam,
+                seam_attributes: &vq.quote.body.seam_attributes,
+            }),
+            pck_chain_der: &vq.pck_chain_der,
+            pck: vq.pck.as_ref().expect("PCK extension"),
+            qe_report: qe,
+        }
+    }
+
+    #[test]
+    fn tdx_module_and_levels() {
+        let (vq, col) = fixture();
+        let b = &vq.quote.body;
+        let qe = &vq.quote.qe_report;
+        let ev = |svn: [u8; 16], signer: [u8; 48], qe: &QeReport| {
+            evaluate(&input(&vq, &svn, &signer, qe), &col)
+        };
+        let base = b.tee_tcb_svn;
+        // Module TDX_01 minor 2..3: OutOfDate module level -> OutOfDate overall.
+        let mut svn = base;
+        svn[0] = 3;
+        let e = ev(svn, b.mrsignerseam, qe).expect("evaluates");
+        assert_eq!(e.platform_status, TcbStatus::UpToDate);
+        assert_eq!(e.tdx_module_status, Some(TcbStatus::OutOfDate));
+        assert_eq!(e.status, TcbStatus::OutOfDate);
+        // Minor below every module level.
+        svn[0] = 1;
+        assert_eq!(
+            ev(svn, b.mrsignerseam, qe),
+            Err(EvidenceError::TdxTcbLevelNotFound("TDX module"))
+        );
+        // A major version without identity.
+        let mut svn = base;
+        svn[1] = 2;
+        assert_eq!(
+            ev(svn, b.mrsignerseam, qe).map(|e| e.status),
+            Err(EvidenceError::TdxModuleMismatch(
+                "no TDX module identity for the module's major version"
+            ))
+        );
+        // MRSIGNERSEAM other than Intel's (zero).
+        let mut signer = b.mrsignerseam;
+        signer[5] = 1;
+        assert_eq!(
+            ev(base, signer, qe),
+            Err(EvidenceError::TdxModuleMismatch("MRSIGNERSEAM"))
+        );
+        // TDX late microcode (component 2) below every level.
+        let mut svn = base;
+        svn[2] = 1;
+        assert_eq!(
+            ev(svn, b.mrsignerseam, qe),
+            Err(EvidenceError::TdxTcbLevelNotFound("platform"))
+        );
+        // Major 0: TDX components compared from index 0 (level needs 5).
+        let mut svn = base;
+        svn[1] = 0;
+        svn[0] = 4;
+        assert_eq!(
+            ev(svn, b.mrsignerseam, qe),
+            Err(EvidenceError::TdxTcbLevelNotFound("platform"))
+        );
+        svn[0] = 5;
+        assert_eq!(
+            ev(svn, b.mrsignerseam, qe).map(|e| (e.status, e.tdx_module_status)),
+            Ok((TcbStatus::UpToDate, None))
+        );
+    }
+
+    #[test]
+    fn convergence_with_qe_status() {
+        let (vq, mut col) = fixture();
+        // Make the QE identity's only level OutOfDate with an advisory.
+        col.qe_identity.parsed.tcb_levels[0].status = TcbStatus::OutOfDate;
+        col.qe_identity.parsed.tcb_levels[0].advisory_ids = vec!["INTEL-SA-X".into()];
+        let b = &vq.quote.body;
+        let e = evaluate(
+            &input(&vq, &b.tee_tcb_svn, &b.mrsignerseam, &vq.quote.qe_report),
+            &col,
+        )
+        .expect("evaluates");
+        assert_eq!(e.status, TcbStatus::OutOfDate);
+        assert_eq!(e.qe_status, TcbStatus::OutOfDate);
+        assert_eq!(e.advisory_ids, ["INTEL-SA-X"]);
+        col.qe_identity.parsed.tcb_levels[0].status = TcbStatus::Revoked;
+        let e = evaluate(
+            &input(&vq, &b.tee_tcb_svn, &b.mrsignerseam, &vq.quote.qe_report),
+            &col,
+        )
+        .expect("evaluates");
+        assert_eq!(e.status, TcbStatus::Revoked);
+        // Platform ConfigurationNeeded + QE OutOfDate -> OutOfDateConfigurationNeeded.
+        col.qe_identity.parsed.tcb_levels[0].status = TcbStatus::OutOfDate;
+        col.tcb_info.parsed.tcb_levels[0].status = TcbStatus::ConfigurationNeeded;
+        let e = evaluate(
+            &input(&vq, &b.tee_tcb_svn, &b.mrsignerseam, &vq.quote.qe_report),
+            &col,
+        )
+        .expect("evaluates");
+        assert_eq!(e.status, TcbStatus::OutOfDateConfigurationNeeded);
+    }
+
+    #[test]
+    fn signature_cache_is_per_root() {
+        let (vq, col) = fixture();
+        assert!(col.signatures_checked_for.get().is_none());
+        run(&vq, &col).expect("appraises");
+        assert_eq!(
+            col.signatures_checked_for.get().map(Vec::as_slice),
+            Some(crate::INTEL_SGX_ROOT_CA_DER)
+        );
+        // Another root: nothing is taken from the cache.
+        let other = crate::sim::SimTee::from_seed([7; 32]).root_certificate_der();
+        let e = crate::dcap::appraise(
+            &DcapInput {
+                td: None,
+                pck_chain_der: &vq.pck_chain_der,
+                pck: vq.pck.as_ref().expect("pck"),
+                qe_report: &vq.quote.qe_report,
+            },
+            &col,
+            &other,
+            NOW,
+        )
+        .expect_err("other root");
+        assert_eq!(e.code(), "TDX_COLLATERAL_CHAIN");
+    }
+}
