@@ -51,6 +51,7 @@ enum Cmd {
     #[command(subcommand)]
     Cert(cmd_report::CertCmd),
     /// Verify attestation evidence (TDX/SGX quotes, evidence bundles) with DCAP collateral.
+    #[command(subcommand)]
     Evidence(cmd_evidence::Cmd),
 }
 
