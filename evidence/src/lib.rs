@@ -13,6 +13,7 @@ pub mod claims;
 pub mod error;
 pub mod hexser;
 pub mod sim;
+pub mod snp;
 pub mod tdx;
 pub mod verify;
 mod x509;

@@ -73,6 +73,8 @@ pub enum AnchorKind {
     Intel,
     /// The simulated TEE's root.
     Simulated,
+    /// An AMD ARK shipped with this crate (SEV-SNP).
+    Amd,
 }
 
 /// Collateral for appraising real evidence's TCB level (Intel TCB info, QE
@@ -113,6 +115,8 @@ pub struct VerifiedEvidence {
     pub gpu_evidence_digest: [u8; 32],
     /// For TDX: the PCK leaf's SGX extension, when present.
     pub pck: Option<PckInfo>,
+    /// For SEV-SNP: the verified report, its product and chain kind.
+    pub snp: Option<crate::snp::VerifiedSnp>,
 }
 
 impl VerifiedEvidence {
@@ -152,11 +156,28 @@ pub fn verify_bundle(
     }
     match bundle.cpu.kind {
         CpuEvidenceKind::TdxQuote => {}
+        CpuEvidenceKind::SnpReport => {
+            let v = crate::snp::verify_snp_evidence(
+                &bundle.cpu.quote,
+                &bundle.cpu.certificates,
+                &[],
+                &opts.anchors,
+                opts.now_unix,
+            )?;
+            return Ok(VerifiedEvidence {
+                claims: crate::snp::snp_claims(&v),
+                evidence_digest: bundle.digest(),
+                gpu_evidence_digest: bundle.gpu_evidence_digest(),
+                pck: None,
+                snp: Some(v),
+            });
+        }
         _ => return Err(EvidenceError::Unsupported("CPU evidence kind")),
     }
     let vq = verify_quote_signatures(&bundle.cpu.quote, &opts.anchors, opts.now_unix)?;
     let tcb_status = match vq.anchor {
         AnchorKind::Simulated => crate::sim::SIMULATED_TCB_STATUS,
+        AnchorKind::Amd => return Err(EvidenceError::TdxPckChain("AMD root for a TDX quote")),
         AnchorKind::Intel => match &opts.collateral {
             None => return Err(EvidenceError::CollateralMissing),
             Some(c) => match *c {},
@@ -167,6 +188,7 @@ pub fn verify_bundle(
         evidence_digest: bundle.digest(),
         gpu_evidence_digest: bundle.gpu_evidence_digest(),
         pck: vq.pck,
+        snp: None,
     })
 }
 
