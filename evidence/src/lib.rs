@@ -20,5 +20,5 @@ mod x509;
 
 pub use claims::{PlatformClaims, TcbStatus, TeeKind};
 pub use error::EvidenceError;
-pub use sim::{SimMeasurements, SimTee};
+pub use sim::{SimMeasurements, SimSnpMeasurements, SimTee};
 pub use verify::{verify_bundle, TrustAnchors, VerifiedEvidence, VerifyOptions};

@@ -72,14 +72,12 @@ pub fn verify_snp_evidence(
 ) -> Result<VerifiedSnp> {
     let (report_bytes, table) = split_extended(quote)?;
     let report = SnpReport::parse(report_bytes)?;
-    let table_chain;
-    let chain: &[Vec<u8>] = if !certs.is_empty() {
-        certs
-    } else if let Some(t) = table {
-        table_chain = chain_from_table(t)?;
-        &table_chain
-    } else {
-        return Err(EvidenceError::SnpVcekChain("no VCEK or VLEK supplied"));
+    // A table, when present, must parse even if the chain is supplied apart.
+    let table_chain = table.map(chain_from_table).transpose()?;
+    let chain: &[Vec<u8>] = match (certs.is_empty(), &table_chain) {
+        (false, _) => certs,
+        (true, Some(t)) => t,
+        (true, None) => return Err(EvidenceError::SnpVcekChain("no VCEK or VLEK supplied")),
     };
     let leaf = verify_leaf_chain(chain, crls, anchors, now_unix)?;
     verify_report_with_leaf(&report, &leaf)?;
