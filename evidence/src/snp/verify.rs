@@ -141,6 +141,11 @@ pub fn verify_leaf_chain(
         .ok_or(EvidenceError::SnpCertExtension("product name missing"))?;
     let product = Product::from_product_name(name)
         .ok_or(EvidenceError::SnpUnknownProduct("certificate product name"))?;
+    // Every SPL the generation defines, and a VCEK's hwID, must be present.
+    leaf_tcb(product, &extensions)?;
+    if kind == LeafKind::Vcek && extensions.hw_id.is_none() {
+        return Err(EvidenceError::SnpCertExtension("hwID missing"));
+    }
 
     let sim_root = anchors.simulated_root_der.as_deref();
     let anchor = match (sim_root, above.last()) {
