@@ -125,7 +125,7 @@ fn bad_vcek_extensions_give_extension_errors() {
     ];
     for (der, what) in cases {
         let e = tl_evidence::snp::verify_leaf_chain(
-            &[der.clone()],
+            std::slice::from_ref(&der),
             &[],
             &TrustAnchors::default(),
             1_750_000_000,
