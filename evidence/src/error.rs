@@ -102,6 +102,45 @@ pub enum EvidenceError {
     /// MRSIGNERSEAM or SEAMATTRIBUTES do not match the TDX module identity.
     #[error("TDX module does not match its identity: {0}")]
     TdxModuleMismatch(&'static str),
+    /// The SEV-SNP report or its certificate table does not have the layout
+    /// it claims.
+    #[error("SEV-SNP report malformed: {0}")]
+    SnpReportMalformed(&'static str),
+    /// The SEV-SNP report's ECDSA P-384 signature does not verify with the
+    /// VCEK/VLEK key.
+    #[error("SEV-SNP report signature does not verify with the VCEK/VLEK")]
+    SnpReportSignature,
+    /// The report says it is unsigned (SIGNING_KEY none or MASK_CHIP_KEY).
+    #[error("SEV-SNP report is not signed")]
+    SnpReportUnsigned,
+    /// The VCEK/VLEK -> ASK/ASVK -> ARK chain is broken.
+    #[error("SEV-SNP certificate chain invalid: {0}")]
+    SnpVcekChain(&'static str),
+    /// The chain belongs to another processor generation than the report
+    /// or the leaf.
+    #[error("SEV-SNP certificate chain is for another product")]
+    SnpWrongProductChain,
+    /// The processor generation is not one this crate has roots for.
+    #[error("SEV-SNP product unknown: {0}")]
+    SnpUnknownProduct(&'static str),
+    /// The leaf's TCB extensions differ from the report's REPORTED_TCB.
+    #[error("VCEK/VLEK TCB does not match the report's REPORTED_TCB")]
+    SnpTcbMismatch,
+    /// The VCEK's hwID differs from the report's CHIP_ID.
+    #[error("VCEK hwID does not match the report's CHIP_ID")]
+    SnpChipIdMismatch,
+    /// A VLEK-signed report was presented with a VCEK chain or vice versa.
+    #[error("SEV-SNP signing key kind (VCEK/VLEK) does not match the chain")]
+    SnpVlekVcekMismatch,
+    /// An AMD extension of the VCEK/VLEK is missing or does not decode.
+    #[error("VCEK/VLEK extension invalid: {0}")]
+    SnpCertExtension(&'static str),
+    /// A certificate of the chain is listed in a valid CRL of its issuer.
+    #[error("SEV-SNP certificate revoked")]
+    SnpCertRevoked,
+    /// A CRL does not decode, is not signed by the ARK or is not current.
+    #[error("SEV-SNP CRL invalid: {0}")]
+    SnpCrl(&'static str),
 }
 
 impl EvidenceError {
@@ -135,6 +174,18 @@ impl EvidenceError {
             Self::TdxCollateralMismatch(_) => "TDX_COLLATERAL_MISMATCH",
             Self::TdxTcbLevelNotFound(_) => "TDX_TCB_LEVEL_NOT_FOUND",
             Self::TdxModuleMismatch(_) => "TDX_MODULE_MISMATCH",
+            Self::SnpReportMalformed(_) => "SNP_REPORT_MALFORMED",
+            Self::SnpReportSignature => "SNP_REPORT_SIGNATURE",
+            Self::SnpReportUnsigned => "SNP_REPORT_UNSIGNED",
+            Self::SnpVcekChain(_) => "SNP_VCEK_CHAIN",
+            Self::SnpWrongProductChain => "SNP_WRONG_PRODUCT_CHAIN",
+            Self::SnpUnknownProduct(_) => "SNP_UNKNOWN_PRODUCT",
+            Self::SnpTcbMismatch => "SNP_TCB_MISMATCH",
+            Self::SnpChipIdMismatch => "SNP_CHIP_ID_MISMATCH",
+            Self::SnpVlekVcekMismatch => "SNP_VLEK_VCEK_MISMATCH",
+            Self::SnpCertExtension(_) => "SNP_CERT_EXTENSION",
+            Self::SnpCertRevoked => "SNP_CERT_REVOKED",
+            Self::SnpCrl(_) => "SNP_CRL_INVALID",
         }
     }
 }

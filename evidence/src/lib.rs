@@ -15,6 +15,7 @@ pub mod dcap;
 pub mod error;
 pub mod hexser;
 pub mod sim;
+pub mod snp;
 pub mod tdx;
 pub mod verify;
 mod x509;
@@ -23,7 +24,7 @@ pub use accept::AcceptPolicy;
 pub use claims::{PlatformClaims, TcbStatus, TeeKind};
 pub use dcap::TdxCollateral;
 pub use error::EvidenceError;
-pub use sim::{SimMeasurements, SimTee};
+pub use sim::{SimMeasurements, SimSnpMeasurements, SimTee};
 pub use verify::{verify_bundle, Collateral, TrustAnchors, VerifiedEvidence, VerifyOptions};
 
 /// The Intel SGX Root CA certificate (DER), the trust anchor of every real

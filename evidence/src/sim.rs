@@ -98,6 +98,7 @@ impl Default for SimMeasurements {
 /// derived from a seed.
 #[derive(Clone)]
 pub struct SimTee {
+    seed: [u8; 32],
     pck_key: SigningKey,
     ak_key: SigningKey,
     root_der: Vec<u8>,
@@ -121,15 +122,8 @@ impl SimTee {
         let pck_key = derive_key(&prk, b"pck-key");
         let ak_key = derive_key(&prk, b"attestation-key");
 
-        let root_kp = rcgen_key(&root_key);
         let pck_kp = rcgen_key(&pck_key);
-
-        let mut root = base_params(SIM_ROOT_CN, serial(&prk, b"root-serial"));
-        root.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
-        root.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        // The parameters are fixed and valid and the key is a P-256 key, so
-        // certificate generation cannot fail.
-        let root_cert = root.self_signed(&root_kp).expect("fixed root parameters");
+        let (root_cert, root_kp) = sim_root(&prk, &root_key);
 
         let mut pck = base_params(SIM_PCK_CN, serial(&prk, b"pck-serial"));
         pck.is_ca = IsCa::ExplicitNoCa;
@@ -145,6 +139,7 @@ impl SimTee {
 
         let root_pem = root_cert.pem();
         SimTee {
+            seed,
             pck_key,
             ak_key,
             root_der: root_cert.der().to_vec(),
@@ -251,6 +246,17 @@ impl SimTee {
     }
 }
 
+fn sim_root(prk: &hkdf::Prk, root_key: &SigningKey) -> (rcgen::Certificate, KeyPair) {
+    let root_kp = rcgen_key(root_key);
+    let mut root = base_params(SIM_ROOT_CN, serial(prk, b"root-serial"));
+    root.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+    root.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    // The parameters are fixed and valid and the key is a P-256 key, so
+    // certificate generation cannot fail.
+    let root_cert = root.self_signed(&root_kp).expect("fixed root parameters");
+    (root_cert, root_kp)
+}
+
 fn len16(n: usize) -> u16 {
     // Only called on the fixed 32-byte QE auth data.
     u16::try_from(n).expect("QE auth data is 32 bytes")
@@ -342,4 +348,275 @@ fn rcgen_key(k: &SigningKey) -> KeyPair {
         public,
     }))
     .expect("remote P-256 key pair")
+}
+
+// ---------------------------------------------------------------------------
+// Simulated SEV-SNP.
+//
+// The simulated SNP chain is VCEK (P-384) <- ASK (P-384, ECDSA-SHA384)
+// <- the simulated root (the same P-256 root as the TDX chain, ECDSA-SHA256).
+// AMD's real ARK and ASK are RSA-4096 with RSASSA-PSS; only this simulated
+// chain uses ECDSA for its CA certificates. Derivation labels (same HKDF as
+// above): `snp-ask-key`, `snp-ask-serial`, `snp-vcek-key` (info followed by
+// the 8 bytes of REPORTED_TCB, so each TCB has its own VCEK as on real
+// chips), `snp-chip-id` (64 bytes: two 32-byte outputs, counters 0 and 1).
+// Reports are version 3 with Milan's CPUID (family 0x19, model 0x01,
+// stepping 1) and the VCEK names product "Milan-B0".
+
+/// Common name of the simulated SNP ASK.
+pub const SIM_SNP_ASK_CN: &str = "SEV-Milan (trusted-loader simulated ASK, NOT FOR PRODUCTION)";
+
+/// What the simulated SNP guest reports. [`Default`]: MEASUREMENT =
+/// SHA-384("trusted-loader simulated SNP measurement"), HOST_DATA zero,
+/// POLICY 0x30000 (SMT allowed, reserved bit 17, not debug), VMPL 0,
+/// REPORTED_TCB boot loader 3, TEE 0, SNP 8, microcode 115 (Milan layout).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimSnpMeasurements {
+    pub measurement: [u8; 48],
+    pub host_data: [u8; 32],
+    pub policy: u64,
+    pub vmpl: u32,
+    pub guest_svn: u32,
+    pub family_id: [u8; 16],
+    pub image_id: [u8; 16],
+    pub id_key_digest: [u8; 48],
+    pub author_key_digest: [u8; 48],
+    /// Raw TCB_VERSION (Milan layout); also the VCEK's SPLs.
+    pub reported_tcb: u64,
+}
+
+impl Default for SimSnpMeasurements {
+    fn default() -> Self {
+        SimSnpMeasurements {
+            measurement: Sha384::digest(b"trusted-loader simulated SNP measurement").into(),
+            host_data: [0u8; 32],
+            policy: 0x30000,
+            vmpl: 0,
+            guest_svn: 0,
+            family_id: [0u8; 16],
+            image_id: [0u8; 16],
+            id_key_digest: [0u8; 48],
+            author_key_digest: [0u8; 48],
+            reported_tcb: u64::from_le_bytes([3, 0, 0, 0, 0, 0, 8, 115]),
+        }
+    }
+}
+
+impl SimTee {
+    fn snp_parts(
+        &self,
+    ) -> (
+        rcgen::Certificate,
+        KeyPair,
+        rcgen::Certificate,
+        KeyPair,
+        hkdf::Prk,
+    ) {
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, HKDF_SALT).extract(&self.seed);
+        let root_key = derive_key(&prk, b"root-key");
+        let (root_cert, root_kp) = sim_root(&prk, &root_key);
+        let ask_key = derive_key384(&prk, b"snp-ask-key");
+        let ask_kp = rcgen_key384(&ask_key);
+        let mut ask = base_params(SIM_SNP_ASK_CN, serial(&prk, b"snp-ask-serial"));
+        ask.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        ask.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        // Fixed parameters, supported keys: generation cannot fail.
+        let ask_cert = ask
+            .signed_by(&ask_kp, &root_cert, &root_kp)
+            .expect("fixed ASK parameters");
+        (root_cert, root_kp, ask_cert, ask_kp, prk)
+    }
+
+    /// The simulated chip's CHIP_ID.
+    pub fn snp_chip_id(&self) -> [u8; 64] {
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, HKDF_SALT).extract(&self.seed);
+        let mut id = [0u8; 64];
+        id[..32].copy_from_slice(&okm32(&prk, b"snp-chip-id", 0));
+        id[32..].copy_from_slice(&okm32(&prk, b"snp-chip-id", 1));
+        id
+    }
+
+    /// An SEV-SNP attestation report (version 3, 1184 bytes) carrying
+    /// `report_data` and `m`, and its chain, leaf first: VCEK, ASK, root.
+    pub fn snp_report(
+        &self,
+        report_data: &[u8; 64],
+        m: &SimSnpMeasurements,
+    ) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let (root_cert, _root_kp, ask_cert, ask_kp, prk) = self.snp_parts();
+        let tcb = m.reported_tcb.to_le_bytes();
+        let vcek_key = derive_key384(&prk, &[&b"snp-vcek-key"[..], &tcb[..]].concat());
+        let vcek_kp = rcgen_key384(&vcek_key);
+        let chip_id = self.snp_chip_id();
+
+        let mut vcek = base_params("SEV-VCEK", SerialNumber::from_slice(&[0]));
+        vcek.is_ca = IsCa::ExplicitNoCa;
+        let int = |v: u8| {
+            if v < 0x80 {
+                vec![0x02, 0x01, v]
+            } else {
+                vec![0x02, 0x02, 0x00, v]
+            }
+        };
+        let amd = |tail: &[u64], content: Vec<u8>| {
+            let mut oid = vec![1, 3, 6, 1, 4, 1, 3704, 1];
+            oid.extend_from_slice(tail);
+            rcgen::CustomExtension::from_oid_content(&oid, content)
+        };
+        let mut name = vec![0x16, 8];
+        name.extend_from_slice(b"Milan-B0");
+        vcek.custom_extensions = vec![
+            amd(&[1], int(1)),
+            amd(&[2], name),
+            amd(&[3, 1], int(tcb[0])),
+            amd(&[3, 2], int(tcb[1])),
+            amd(&[3, 3], int(tcb[6])),
+            amd(&[3, 8], int(tcb[7])),
+            amd(&[4], chip_id.to_vec()),
+        ];
+        // Fixed parameters, supported keys: generation cannot fail.
+        let vcek_cert = vcek
+            .signed_by(&vcek_kp, &ask_cert, &ask_kp)
+            .expect("fixed VCEK parameters");
+
+        let mut r = vec![0u8; crate::snp::report::REPORT_LEN];
+        {
+            use crate::snp::report::offset as o;
+            let mut put = |at: usize, b: &[u8]| r[at..at + b.len()].copy_from_slice(b);
+            put(o::VERSION, &3u32.to_le_bytes());
+            put(o::GUEST_SVN, &m.guest_svn.to_le_bytes());
+            put(o::POLICY, &m.policy.to_le_bytes());
+            put(o::FAMILY_ID, &m.family_id);
+            put(o::IMAGE_ID, &m.image_id);
+            put(o::VMPL, &m.vmpl.to_le_bytes());
+            put(o::SIGNATURE_ALGO, &1u32.to_le_bytes());
+            put(o::CURRENT_TCB, &tcb);
+            put(o::PLATFORM_INFO, &1u64.to_le_bytes());
+            put(o::KEY_INFO, &0u32.to_le_bytes());
+            put(o::REPORT_DATA, report_data);
+            put(o::MEASUREMENT, &m.measurement);
+            put(o::HOST_DATA, &m.host_data);
+            put(o::ID_KEY_DIGEST, &m.id_key_digest);
+            put(o::AUTHOR_KEY_DIGEST, &m.author_key_digest);
+            let id = Sha256::digest([&self.seed[..], report_data].concat());
+            put(o::REPORT_ID, &id);
+            put(o::REPORT_ID_MA, &[0xff; 32]);
+            put(o::REPORTED_TCB, &tcb);
+            put(o::CPUID_FAM_ID, &[0x19, 0x01, 0x01]);
+            put(o::CHIP_ID, &chip_id);
+            put(o::COMMITTED_TCB, &tcb);
+            put(o::CURRENT_BUILD, &[29, 55, 1]);
+            put(o::COMMITTED_BUILD, &[29, 55, 1]);
+            put(o::LAUNCH_TCB, &tcb);
+        }
+        let sig: p384::ecdsa::Signature = {
+            use p384::ecdsa::signature::Signer as _;
+            vcek_key.sign(&r[..crate::snp::report::SIGNED_LEN])
+        };
+        let sb = sig.to_bytes();
+        let (rr, ss) = sb.split_at(48);
+        for (i, b) in rr.iter().rev().enumerate() {
+            r[crate::snp::report::offset::SIGNATURE_R + i] = *b;
+        }
+        for (i, b) in ss.iter().rev().enumerate() {
+            r[crate::snp::report::offset::SIGNATURE_S + i] = *b;
+        }
+        (
+            r,
+            vec![
+                vcek_cert.der().to_vec(),
+                ask_cert.der().to_vec(),
+                root_cert.der().to_vec(),
+            ],
+        )
+    }
+
+    /// A CRL of the simulated root, valid 2024-01-01..2099-01-01, that
+    /// revokes the simulated SNP ASK when `revoke_ask` is set.
+    pub fn snp_crl(&self, revoke_ask: bool) -> Vec<u8> {
+        let (root_cert, root_kp, _, _, prk) = self.snp_parts();
+        let revoked_certs = if revoke_ask {
+            vec![rcgen::RevokedCertParams {
+                serial_number: serial(&prk, b"snp-ask-serial"),
+                revocation_time: rcgen::date_time_ymd(2024, 6, 1),
+                reason_code: None,
+                invalidity_date: None,
+            }]
+        } else {
+            vec![]
+        };
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2024, 1, 1),
+            next_update: rcgen::date_time_ymd(2099, 1, 1),
+            crl_number: SerialNumber::from_slice(&[1]),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        // Fixed, valid parameters and a CA root with cRLSign.
+        params
+            .signed_by(&root_cert, &root_kp)
+            .expect("fixed CRL parameters")
+            .der()
+            .to_vec()
+    }
+}
+
+fn derive_key384(prk: &hkdf::Prk, label: &[u8]) -> p384::ecdsa::SigningKey {
+    for counter in 0u8..=255 {
+        let mut bytes = [0u8; 48];
+        let info = [label, &[counter][..]];
+        // 48 bytes is far below HKDF-SHA256's output limit.
+        prk.expand(&info, Len48)
+            .and_then(|okm| okm.fill(&mut bytes))
+            .expect("HKDF output of 48 bytes");
+        if let Ok(k) = p384::ecdsa::SigningKey::from_bytes(&bytes.into()) {
+            return k;
+        }
+    }
+    // As for P-256: 256 invalid scalars in a row is impossible in practice.
+    unreachable!("no valid P-384 scalar in 256 HKDF outputs")
+}
+
+/// HKDF output length of 48 bytes (a P-384 scalar).
+struct Len48;
+
+impl hkdf::KeyType for Len48 {
+    fn len(&self) -> usize {
+        48
+    }
+}
+
+/// An rcgen signer backed by a deterministic (RFC 6979) P-384 key.
+struct DetP384 {
+    key: p384::ecdsa::SigningKey,
+    public: Vec<u8>,
+}
+
+impl RemoteKeyPair for DetP384 {
+    fn public_key(&self) -> &[u8] {
+        &self.public
+    }
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        use p384::ecdsa::signature::Signer as _;
+        let sig: p384::ecdsa::Signature = self.key.sign(msg);
+        Ok(sig.to_der().as_bytes().to_vec())
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P384_SHA384
+    }
+}
+
+fn rcgen_key384(k: &p384::ecdsa::SigningKey) -> KeyPair {
+    let public = k
+        .verifying_key()
+        .to_encoded_point(false)
+        .as_bytes()
+        .to_vec();
+    // from_remote only records the signer; it cannot fail for ECDSA P-384.
+    KeyPair::from_remote(Box::new(DetP384 {
+        key: k.clone(),
+        public,
+    }))
+    .expect("remote P-384 key pair")
 }

@@ -76,6 +76,8 @@ pub enum AnchorKind {
     Intel,
     /// The simulated TEE's root.
     Simulated,
+    /// An AMD ARK shipped with this crate (SEV-SNP).
+    Amd,
 }
 
 /// Collateral for appraising real evidence's TCB level.
@@ -126,6 +128,8 @@ pub struct VerifiedEvidence {
     pub gpu_evidence_digest: [u8; 32],
     /// For TDX: the PCK leaf's SGX extension, when present.
     pub pck: Option<PckInfo>,
+    /// For SEV-SNP: the verified report, its product and chain kind.
+    pub snp: Option<crate::snp::VerifiedSnp>,
 }
 
 impl VerifiedEvidence {
@@ -166,11 +170,28 @@ pub fn verify_bundle(
     }
     match bundle.cpu.kind {
         CpuEvidenceKind::TdxQuote => {}
+        CpuEvidenceKind::SnpReport => {
+            let v = crate::snp::verify_snp_evidence(
+                &bundle.cpu.quote,
+                &bundle.cpu.certificates,
+                &[],
+                &opts.anchors,
+                opts.now_unix,
+            )?;
+            return Ok(VerifiedEvidence {
+                claims: crate::snp::snp_claims(&v),
+                evidence_digest: bundle.digest(),
+                gpu_evidence_digest: bundle.gpu_evidence_digest(),
+                pck: None,
+                snp: Some(v),
+            });
+        }
         _ => return Err(EvidenceError::Unsupported("CPU evidence kind")),
     }
     let vq = verify_quote_signatures(&bundle.cpu.quote, &opts.anchors, opts.now_unix)?;
     let (tcb_status, advisory_ids) = match vq.anchor {
         AnchorKind::Simulated => (crate::sim::SIMULATED_TCB_STATUS, Vec::new()),
+        AnchorKind::Amd => return Err(EvidenceError::TdxPckChain("AMD root for a TDX quote")),
         AnchorKind::Intel => match &opts.collateral {
             None => return Err(EvidenceError::CollateralMissing),
             Some(Collateral::Tdx(c)) => {
@@ -191,6 +212,7 @@ pub fn verify_bundle(
         evidence_digest: bundle.digest(),
         gpu_evidence_digest: bundle.gpu_evidence_digest(),
         pck: vq.pck,
+        snp: None,
     })
 }
 
