@@ -14,6 +14,7 @@ pub mod error;
 pub mod hexser;
 pub mod sim;
 pub mod tdx;
+pub mod tpm;
 pub mod verify;
 mod x509;
 
