@@ -141,6 +141,36 @@ pub enum EvidenceError {
     /// A CRL does not decode, is not signed by the ARK or is not current.
     #[error("SEV-SNP CRL invalid: {0}")]
     SnpCrl(&'static str),
+    /// A TPM structure (TPMS_ATTEST, TPMT_SIGNATURE, TPM evidence) does not decode.
+    #[error("malformed TPM attestation: {0}")]
+    TpmAttestMalformed(&'static str),
+    /// A TPM algorithm (scheme, hash, curve, key type) is not supported.
+    #[error("unsupported TPM algorithm: {0}")]
+    TpmAlgUnsupported(&'static str),
+    /// The quote's signature does not verify with the AK.
+    #[error("TPM quote signature does not verify with the attestation key")]
+    TpmQuoteSignature,
+    /// The digest of the presented PCR values is not the quote's pcrDigest.
+    #[error("PCR values do not match the quote's PCR digest")]
+    TpmPcrDigestMismatch,
+    /// The presented PCR values do not cover the selection.
+    #[error("PCR values invalid: {0}")]
+    TpmPcrValues(&'static str),
+    /// The quote's extraData is not the expected nonce.
+    #[error("TPM quote extraData does not match the expected nonce")]
+    TpmNonceMismatch,
+    /// No accepted reason to trust the AK (CPU binding, certificate, pin).
+    #[error("TPM attestation key not trusted: {0}")]
+    TpmAkUntrusted(&'static str),
+    /// The AK public key does not decode.
+    #[error("malformed TPM attestation key: {0}")]
+    TpmAkMalformed(&'static str),
+    /// An Azure HCL report does not decode.
+    #[error("malformed HCL report: {0}")]
+    HclReportMalformed(&'static str),
+    /// The CPU report data does not bind the HCL variable data (which holds the AK).
+    #[error("HCL variable data digest does not match the CPU report data")]
+    HclVarDataMismatch,
 }
 
 impl EvidenceError {
@@ -186,6 +216,16 @@ impl EvidenceError {
             Self::SnpCertExtension(_) => "SNP_CERT_EXTENSION",
             Self::SnpCertRevoked => "SNP_CERT_REVOKED",
             Self::SnpCrl(_) => "SNP_CRL_INVALID",
+            Self::TpmAttestMalformed(_) => "TPM_ATTEST_MALFORMED",
+            Self::TpmAlgUnsupported(_) => "TPM_ALG_UNSUPPORTED",
+            Self::TpmQuoteSignature => "TPM_QUOTE_SIGNATURE",
+            Self::TpmPcrDigestMismatch => "TPM_PCR_DIGEST_MISMATCH",
+            Self::TpmPcrValues(_) => "TPM_PCR_VALUES",
+            Self::TpmNonceMismatch => "TPM_NONCE_MISMATCH",
+            Self::TpmAkUntrusted(_) => "TPM_AK_UNTRUSTED",
+            Self::TpmAkMalformed(_) => "TPM_AK_MALFORMED",
+            Self::HclReportMalformed(_) => "TPM_HCL_REPORT_MALFORMED",
+            Self::HclVarDataMismatch => "TPM_HCL_VAR_DATA_MISMATCH",
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod hexser;
 pub mod sim;
 pub mod snp;
 pub mod tdx;
+pub mod tpm;
 pub mod verify;
 mod x509;
 

@@ -23,6 +23,10 @@ pub struct TrustAnchors {
     /// The simulated TEE's root certificate (DER). Set it only when the
     /// operator explicitly enables simulated evidence; never by default.
     pub simulated_root_der: Option<Vec<u8>>,
+    /// TPM AKs the operator pins (TPM public area or SPKI DER).
+    pub tpm_pinned_aks: Vec<Vec<u8>>,
+    /// The root (DER, P-256) that certifies TPM AKs.
+    pub tpm_ak_root_der: Option<Vec<u8>>,
 }
 
 impl TrustAnchors {
@@ -30,15 +34,15 @@ impl TrustAnchors {
     pub fn intel(intel_root_der: Vec<u8>) -> Self {
         TrustAnchors {
             intel_root_der: Some(intel_root_der),
-            simulated_root_der: None,
+            ..TrustAnchors::default()
         }
     }
 
     /// Trust the simulated root only (explicit operator choice).
     pub fn simulated(simulated_root_der: Vec<u8>) -> Self {
         TrustAnchors {
-            intel_root_der: None,
             simulated_root_der: Some(simulated_root_der),
+            ..TrustAnchors::default()
         }
     }
 
@@ -184,6 +188,21 @@ pub fn verify_bundle(
                 gpu_evidence_digest: bundle.gpu_evidence_digest(),
                 pck: None,
                 snp: Some(v),
+            });
+        }
+        CpuEvidenceKind::TpmQuote => {
+            let v = crate::tpm::verify_bundle_quote(
+                &bundle.cpu.quote,
+                &bundle.cpu.certificates,
+                &opts.anchors,
+                opts.now_unix,
+            )?;
+            return Ok(VerifiedEvidence {
+                claims: v.claims(),
+                evidence_digest: bundle.digest(),
+                gpu_evidence_digest: bundle.gpu_evidence_digest(),
+                pck: None,
+                snp: None,
             });
         }
         _ => return Err(EvidenceError::Unsupported("CPU evidence kind")),
