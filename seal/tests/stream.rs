@@ -111,6 +111,13 @@ fn round_trip_many_leaves_small_segments() {
 }
 
 #[test]
+fn round_trip_more_batches_than_buffers() {
+    // Far more 1 MiB batches than pooled buffers: buffers must be recycled.
+    round_trip(12 * TREE_LEAF_SIZE + 1, 4096);
+    round_trip(20 * TREE_LEAF_SIZE, 1 << 20);
+}
+
+#[test]
 fn round_trip_segments_larger_than_leaves() {
     // 2 MiB segments: each holds two leaves.
     round_trip(5 * TREE_LEAF_SIZE + 17, 2 << 20);
