@@ -455,10 +455,21 @@ pub fn random_salt() -> Result<[u8; 32], SealError> {
     Ok(s)
 }
 
+/// One batch of plaintext, shared read-only by the consumers. Dropping the
+/// last reference returns the buffer to the pool, whichever thread (or
+/// dropped channel) held it, so buffers are never lost on error paths.
 struct Batch {
     buf: Vec<u8>,
     len: usize,
     first_leaf: usize,
+    free: mpsc::Sender<Vec<u8>>,
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        // The receiver is gone only when the producer has finished.
+        let _ = self.free.send(std::mem::take(&mut self.buf));
+    }
 }
 
 /// A consumer hung up: report the writer's error if it has one.
@@ -468,13 +479,6 @@ fn stopped(
     match writer.take().map(|h| h.join()) {
         Some(Ok(Err(e))) => e,
         _ => SealError::Internal("pipeline thread stopped"),
-    }
-}
-
-fn recycle(b: Arc<Batch>, free: &mpsc::Sender<Vec<u8>>) {
-    if let Some(b) = Arc::into_inner(b) {
-        // The receiver is gone only when the producer has finished.
-        let _ = free.send(b.buf);
     }
 }
 
@@ -505,13 +509,12 @@ where
         let mut flat_handle = None;
         if set.flat() {
             let (tx, rx) = mpsc::sync_channel::<Arc<Batch>>(n_bufs);
-            let free = free_tx.clone();
             flat_tx = Some(tx);
             flat_handle = Some(s.spawn(move || {
                 let mut h = FlatHasher::new(set);
                 for b in rx {
                     h.update(b.buf.get(..b.len).unwrap_or_default());
-                    recycle(b, &free);
+                    drop(b);
                 }
                 h.finish()
             }));
@@ -526,7 +529,6 @@ where
             for _ in 0..tree_workers {
                 let rx = Arc::clone(&rx);
                 let res = res_tx.clone();
-                let free = free_tx.clone();
                 tree_handles.push(s.spawn(move || loop {
                     let next = match rx.lock() {
                         Ok(guard) => guard.recv(),
@@ -537,7 +539,7 @@ where
                     for (i, leaf) in data.chunks(TREE_LEAF_SIZE).enumerate() {
                         let _ = res.send((b.first_leaf + i, leaf_hash(leaf)));
                     }
-                    recycle(b, &free);
+                    drop(b);
                 }));
             }
         }
@@ -546,26 +548,16 @@ where
         let mut write_handle = None;
         if let Some(w) = sink {
             let (tx, rx) = mpsc::sync_channel::<Arc<Batch>>(n_bufs);
-            let free = free_tx.clone();
             write_tx = Some(tx);
             write_handle = Some(s.spawn(move || -> Result<(), SealError> {
                 for b in rx {
                     w.write_all(b.buf.get(..b.len).unwrap_or_default())
                         .map_err(SealError::Write)?;
-                    recycle(b, &free);
+                    drop(b);
                 }
                 w.flush().map_err(SealError::Write)
             }));
         }
-        // With consumers, buffers come back through them only, so that a dead
-        // consumer turns into an error rather than a hang.
-        let own_free = if consumers == 0 {
-            Some(free_tx)
-        } else {
-            drop(free_tx);
-            None
-        };
-
         let mut allocated = 0usize;
         let mut total: u64 = 0;
         let mut leaves = 0usize;
@@ -576,9 +568,11 @@ where
                     allocated += 1;
                     vec![0u8; batch_cap]
                 }
+                // free_tx lives until the end of this loop, and every batch
+                // returns its buffer when dropped.
                 Err(_) => free_rx
                     .recv()
-                    .map_err(|_| SealError::Internal("hash thread stopped"))?,
+                    .map_err(|_| SealError::Internal("buffer pool closed"))?,
             };
             let Some(len) = produce(&mut buf)? else { break };
             total += len as u64;
@@ -586,6 +580,7 @@ where
                 buf,
                 len,
                 first_leaf: leaves,
+                free: free_tx.clone(),
             });
             leaves += len.div_ceil(TREE_LEAF_SIZE);
             // The producer keeps no reference: the last consumer to finish
@@ -602,11 +597,7 @@ where
                     }
                     last.send(batch).map_err(|_| stopped(&mut write_handle))?;
                 }
-                None => {
-                    if let Some(free) = &own_free {
-                        recycle(batch, free);
-                    }
-                }
+                None => drop(batch),
             }
         }
         drop(write_tx);
