@@ -159,6 +159,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<()> {
     let anchors = TrustAnchors {
         intel_root_der: Some(intel_root),
         simulated_root_der: simulated_root,
+        ..TrustAnchors::default()
     };
     let collateral = a.collateral.as_deref().map(read_collateral).transpose()?;
     let policy = policy(&a)?;

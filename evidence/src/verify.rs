@@ -205,7 +205,6 @@ pub fn verify_bundle(
                 snp: None,
             });
         }
-        _ => return Err(EvidenceError::Unsupported("CPU evidence kind")),
     }
     let vq = verify_quote_signatures(&bundle.cpu.quote, &opts.anchors, opts.now_unix)?;
     let (tcb_status, advisory_ids) = match vq.anchor {
