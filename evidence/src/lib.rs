@@ -12,12 +12,13 @@ pub mod bundle;
 pub mod claims;
 pub mod error;
 pub mod hexser;
+pub mod nvidia;
 pub mod sim;
 pub mod tdx;
 pub mod verify;
 mod x509;
 
-pub use claims::{PlatformClaims, TcbStatus, TeeKind};
+pub use claims::{GpuClaims, PlatformClaims, TcbStatus, TeeKind};
 pub use error::EvidenceError;
 pub use sim::{SimMeasurements, SimTee};
 pub use verify::{verify_bundle, TrustAnchors, VerifiedEvidence, VerifyOptions};
