@@ -184,6 +184,8 @@ fn verify(a: VerifyArgs) -> anyhow::Result<()> {
                 now_unix: now,
                 anchors,
                 collateral: collateral.map(Collateral::tdx),
+                expected_nonce: None,
+                gpu_anchors: tl_evidence::nvidia::GpuAnchors::nvidia(),
             };
             verify_bundle(&bundle, &opts).map(|v| PlatformClaimsOrSgx::Claims(Box::new(v.claims)))
         }

@@ -171,6 +171,40 @@ pub enum EvidenceError {
     /// The CPU report data does not bind the HCL variable data (which holds the AK).
     #[error("HCL variable data digest does not match the CPU report data")]
     HclVarDataMismatch,
+    /// A GPU attestation report does not have the SPDM layout it claims.
+    #[error("GPU attestation report malformed: {0}")]
+    GpuReportMalformed(&'static str),
+    /// The GPU report's signature does not verify with the device leaf key.
+    #[error("GPU attestation report signature does not verify")]
+    GpuReportSignature,
+    /// The GPU device certificate chain is broken.
+    #[error("GPU device certificate chain invalid: {0}")]
+    GpuChain(&'static str),
+    /// The GPU device chain does not end at a configured device root.
+    #[error("GPU device certificate chain does not end at a trusted root")]
+    GpuUntrustedRoot,
+    /// The FWID in the report and in the device leaf certificate differ (or
+    /// one is missing).
+    #[error("GPU firmware ID check failed: {0}")]
+    GpuFwidMismatch(&'static str),
+    /// The GPU report answers another nonce than the expected one.
+    #[error("GPU attestation report nonce does not match the expected nonce")]
+    GpuNonceMismatch,
+    /// GPU evidence was given but no CPU nonce to derive GPU nonces from.
+    #[error("GPU evidence present but no expected nonce given")]
+    GpuNonceMissing,
+    /// Two GPU evidence entries carry the same index.
+    #[error("GPU index repeated in the evidence bundle")]
+    GpuIndexDuplicate,
+    /// A RIM (SWID tag) does not parse or lacks a required part.
+    #[error("GPU RIM malformed: {0}")]
+    GpuRimMalformed(&'static str),
+    /// A RIM's XML signature (digest or signature value) does not verify.
+    #[error("GPU RIM signature invalid: {0}")]
+    GpuRimSignature(&'static str),
+    /// A RIM's signing chain is broken or does not end at the RIM root.
+    #[error("GPU RIM certificate chain invalid: {0}")]
+    GpuRimChain(&'static str),
 }
 
 impl EvidenceError {
@@ -226,6 +260,17 @@ impl EvidenceError {
             Self::TpmAkMalformed(_) => "TPM_AK_MALFORMED",
             Self::HclReportMalformed(_) => "TPM_HCL_REPORT_MALFORMED",
             Self::HclVarDataMismatch => "TPM_HCL_VAR_DATA_MISMATCH",
+            Self::GpuReportMalformed(_) => "GPU_REPORT_MALFORMED",
+            Self::GpuReportSignature => "GPU_REPORT_SIGNATURE",
+            Self::GpuChain(_) => "GPU_CHAIN",
+            Self::GpuUntrustedRoot => "GPU_UNTRUSTED_ROOT",
+            Self::GpuFwidMismatch(_) => "GPU_FWID_MISMATCH",
+            Self::GpuNonceMismatch => "GPU_NONCE_MISMATCH",
+            Self::GpuNonceMissing => "GPU_NONCE_MISSING",
+            Self::GpuIndexDuplicate => "GPU_INDEX_DUPLICATE",
+            Self::GpuRimMalformed(_) => "GPU_RIM_MALFORMED",
+            Self::GpuRimSignature(_) => "GPU_RIM_SIGNATURE",
+            Self::GpuRimChain(_) => "GPU_RIM_CHAIN",
         }
     }
 }

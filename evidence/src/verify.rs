@@ -7,7 +7,7 @@
 //! rejected with `SIMULATED_ROOT_NOT_ALLOWED`.
 
 use crate::bundle::{CpuEvidenceKind, EvidenceBundle, BUNDLE_VERSION};
-use crate::claims::{PlatformClaims, TcbStatus, TdxClaims, TeeKind};
+use crate::claims::{GpuClaims, PlatformClaims, TcbStatus, TdxClaims, TeeKind};
 use crate::error::EvidenceError;
 use crate::tdx::verify::{verify_quote_signatures, PckInfo, VerifiedQuote};
 use crate::x509::{self, P256Cert};
@@ -108,6 +108,12 @@ pub struct VerifyOptions {
     pub now_unix: u64,
     pub anchors: TrustAnchors,
     pub collateral: Option<Collateral>,
+    /// The CA's enrollment nonce. GPU reports must answer
+    /// [`crate::binding::gpu_nonce`] of it; required when the bundle
+    /// carries GPU evidence (`GPU_NONCE_MISSING` otherwise).
+    pub expected_nonce: Option<Vec<u8>>,
+    /// Roots for GPU device chains; NVIDIA's device root by default.
+    pub gpu_anchors: crate::nvidia::GpuAnchors,
 }
 
 impl VerifyOptions {
@@ -117,6 +123,8 @@ impl VerifyOptions {
             now_unix,
             anchors,
             collateral: None,
+            expected_nonce: None,
+            gpu_anchors: crate::nvidia::GpuAnchors::nvidia(),
         }
     }
 }
@@ -134,6 +142,9 @@ pub struct VerifiedEvidence {
     pub pck: Option<PckInfo>,
     /// For SEV-SNP: the verified report, its product and chain kind.
     pub snp: Option<crate::snp::VerifiedSnp>,
+    /// Identity of each verified GPU (FWID, leaf serial, opaque data), in
+    /// bundle order, beside `claims.gpus`.
+    pub gpu_devices: Vec<crate::nvidia::GpuDevice>,
 }
 
 impl VerifiedEvidence {
@@ -160,8 +171,14 @@ impl VerifiedEvidence {
 /// `EVIDENCE_COLLATERAL_MISSING`); for evidence chained
 /// to the simulated root it is [`crate::sim::SIMULATED_TCB_STATUS`]
 /// (simulated platform, `UpToDate` by construction), and `simulated = true`
-/// marks it. GPU evidence is not verified yet, so a bundle that carries any
-/// is rejected as unsupported rather than passed unchecked.
+/// marks it.
+///
+/// GPU evidence: each entry's SPDM report is verified with its device chain
+/// against [`VerifyOptions::gpu_anchors`] and must answer the nonce
+/// [`crate::binding::gpu_nonce`]`(expected_nonce, index)` (see
+/// [`crate::nvidia`]); the claims land in `claims.gpus`. That the CPU
+/// evidence binds exactly these reports is checked by
+/// [`VerifiedEvidence::check_binding`].
 pub fn verify_bundle(
     bundle: &EvidenceBundle,
     opts: &VerifyOptions,
@@ -169,9 +186,8 @@ pub fn verify_bundle(
     if bundle.version != BUNDLE_VERSION {
         return Err(EvidenceError::Unsupported("evidence bundle version"));
     }
-    if !bundle.gpus.is_empty() {
-        return Err(EvidenceError::Unsupported("GPU evidence verification"));
-    }
+    // GPUs first: whatever the CPU evidence kind, no GPU entry passes unchecked.
+    let (gpus, gpu_devices) = verify_gpus(bundle, opts)?;
     match bundle.cpu.kind {
         CpuEvidenceKind::TdxQuote => {}
         CpuEvidenceKind::SnpReport => {
@@ -182,12 +198,15 @@ pub fn verify_bundle(
                 &opts.anchors,
                 opts.now_unix,
             )?;
+            let mut claims = crate::snp::snp_claims(&v);
+            claims.gpus = gpus;
             return Ok(VerifiedEvidence {
-                claims: crate::snp::snp_claims(&v),
+                claims,
                 evidence_digest: bundle.digest(),
                 gpu_evidence_digest: bundle.gpu_evidence_digest(),
                 pck: None,
                 snp: Some(v),
+                gpu_devices,
             });
         }
         CpuEvidenceKind::TpmQuote => {
@@ -197,12 +216,15 @@ pub fn verify_bundle(
                 &opts.anchors,
                 opts.now_unix,
             )?;
+            let mut claims = v.claims();
+            claims.gpus = gpus;
             return Ok(VerifiedEvidence {
-                claims: v.claims(),
+                claims,
                 evidence_digest: bundle.digest(),
                 gpu_evidence_digest: bundle.gpu_evidence_digest(),
                 pck: None,
                 snp: None,
+                gpu_devices,
             });
         }
     }
@@ -225,13 +247,49 @@ pub fn verify_bundle(
     };
     let mut claims = tdx_claims(&vq, tcb_status);
     claims.advisory_ids = advisory_ids;
+    claims.gpus = gpus;
     Ok(VerifiedEvidence {
         claims,
         evidence_digest: bundle.digest(),
         gpu_evidence_digest: bundle.gpu_evidence_digest(),
         pck: vq.pck,
         snp: None,
+        gpu_devices,
     })
+}
+
+/// Verify every GPU entry of `bundle` (see [`verify_bundle`]).
+pub fn verify_gpus(
+    bundle: &EvidenceBundle,
+    opts: &VerifyOptions,
+) -> Result<(Vec<GpuClaims>, Vec<crate::nvidia::GpuDevice>), EvidenceError> {
+    if bundle.gpus.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let cpu_nonce = opts
+        .expected_nonce
+        .as_deref()
+        .ok_or(EvidenceError::GpuNonceMissing)?;
+    let mut claims = Vec::with_capacity(bundle.gpus.len());
+    let mut devices = Vec::with_capacity(bundle.gpus.len());
+    for (i, g) in bundle.gpus.iter().enumerate() {
+        if bundle.gpus.iter().take(i).any(|o| o.index == g.index) {
+            return Err(EvidenceError::GpuIndexDuplicate);
+        }
+        let nonce = crate::binding::gpu_nonce(cpu_nonce, g.index);
+        let v = crate::nvidia::verify_report(
+            &g.report,
+            &g.certificates,
+            &nonce,
+            &opts.gpu_anchors,
+            opts.now_unix,
+        )?;
+        // CC mode and devtools are loader-asserted: the loader emits GPU
+        // evidence only for GPUs in CC mode "on" (see `crate::nvidia`).
+        claims.push(v.claims(g.index, true, false));
+        devices.push(v.device(g.index));
+    }
+    Ok((claims, devices))
 }
 
 /// Appraise a signature-checked TDX quote against DCAP collateral (see

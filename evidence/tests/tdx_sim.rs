@@ -251,7 +251,7 @@ fn gpu_evidence_is_not_passed_unchecked() {
         verify_bundle(&b, &sim_opts(&sim))
             .expect_err("must be rejected")
             .code(),
-        "EVIDENCE_UNSUPPORTED"
+        "GPU_NONCE_MISSING"
     );
 }
 
