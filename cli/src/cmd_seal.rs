@@ -53,25 +53,49 @@ pub struct SealArgs {
 /// recipient's secret key, and only for the given order digest, component
 /// name and component SHA-256: the loader refuses it for anything else.
 ///
-/// Example: tl grant --key data.sealed.ck --to cvm.pub --order-digest <hex>
+/// The safe way names the CVM by its certificate and the order by its signed
+/// envelope: `tl grant` then checks the certificate against the CA root,
+/// verifies every signature of the order, appraises the CVM's certified
+/// claims against the order's platform reference values (refusing to grant
+/// to a CVM the order would not run on), and takes the order digest and the
+/// component's digest from the order itself.
+///
+/// Example: tl grant --key lab.sealed.ck --cert cvm/certificate.pem
+///   --ca-root ca-root.pem --order order.dsse.json --component lab --out lab.grant
+///
+/// Low-level form: tl grant --key data.sealed.ck --to x25519:... --order-digest <hex>
 ///   --component dataset --component-sha256 <hex> --out dataset.grant
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("recipient").required(true).args(["to", "cert"])))]
+#[command(group(clap::ArgGroup::new("order_ref").required(true).args(["order_digest", "order"])))]
 pub struct GrantArgs {
     /// Content key handle file written by `tl seal`.
     #[arg(long, value_name = "OUT.ck")]
     pub key: PathBuf,
     /// Recipient public key: `x25519:<base64>` or a file containing it.
     #[arg(long, value_name = "RECIPIENT")]
-    pub to: String,
+    pub to: Option<String>,
+    /// The CVM's certificate (PEM chain from its publish directory): the
+    /// recipient is the encryption key the CA certified in it.
+    #[arg(long, value_name = "CERT.pem", requires = "ca_root")]
+    pub cert: Option<PathBuf>,
+    /// The CA root (PEM) that must have issued --cert.
+    #[arg(long, value_name = "ROOT.pem")]
+    pub ca_root: Option<PathBuf>,
     /// SHA-256 of the order (signed policy) the grant is for, 64 hex digits.
     #[arg(long, value_name = "HEX")]
-    pub order_digest: String,
+    pub order_digest: Option<String>,
+    /// The signed order (DSSE envelope): verified, and the source of the
+    /// order digest and the component's SHA-256.
+    #[arg(long, value_name = "ENVELOPE.json")]
+    pub order: Option<PathBuf>,
     /// Component name as it appears in the order.
     #[arg(long, value_name = "NAME")]
     pub component: String,
-    /// SHA-256 of the component's plaintext (printed by `tl seal`).
+    /// SHA-256 of the component's plaintext (printed by `tl seal`); taken
+    /// from the order when --order is given.
     #[arg(long, value_name = "HEX")]
-    pub component_sha256: String,
+    pub component_sha256: Option<String>,
     /// Where to write the grant.
     #[arg(long, value_name = "GRANT.bin")]
     pub out: PathBuf,
@@ -332,6 +356,25 @@ fn resolve_recipient(to: &str) -> Result<RecipientPublicKey> {
     RecipientPublicKey::from_text(&text).map_err(grant_err)
 }
 
+/// The encryption key certified in a CVM's certificate, after checking the
+/// certificate against the CA root now.
+fn certified_recipient(
+    cert: &Path,
+    ca_root: Option<&Path>,
+) -> Result<(RecipientPublicKey, tl_ca::CertClaims)> {
+    let root_path = ca_root.ok_or_else(|| coded("USAGE", "--cert needs --ca-root"))?;
+    let root_pem = read_text(root_path)?;
+    let root = tl_ca::certs::pem_to_certs(&root_pem)
+        .ok()
+        .and_then(|v| v.into_iter().next())
+        .ok_or_else(|| coded("CERT_MALFORMED", format!("{}: no certificate", root_path.display())))?;
+    let chain = read_text(cert)?;
+    let leaf = tl_ca::certs::verify_leaf_pem(&chain, &root, crate::cmd_report::now_unix())
+        .map_err(|e| coded(e.code(), e))?;
+    let r = RecipientPublicKey::from_text(&leaf.claims.encryption_public_key).map_err(grant_err)?;
+    Ok((r, leaf.claims))
+}
+
 fn resolve_context(
     order_digest: &str,
     component: &str,
@@ -357,8 +400,77 @@ struct Secret(zeroize::Zeroizing<String>);
 
 pub fn grant(a: GrantArgs) -> Result<()> {
     let key = read_key(&a.key)?;
-    let recipient = resolve_recipient(&a.to)?;
-    let ctx = resolve_context(&a.order_digest, &a.component, &a.component_sha256)?;
+    let order = a
+        .order
+        .as_deref()
+        .map(|p| {
+            let bytes = std::fs::read(p).map_err(|e| io_err("cannot read", p, e))?;
+            tl_policy::SignedOrder::verify(&bytes).map_err(|e| coded(e.code(), e))
+        })
+        .transpose()?;
+    let (recipient, claims) = match (&a.to, &a.cert) {
+        (Some(to), None) => (resolve_recipient(to)?, None),
+        (None, Some(cert)) => {
+            let (r, c) = certified_recipient(cert, a.ca_root.as_deref())?;
+            (r, Some(c))
+        }
+        _ => return Err(coded("USAGE", "give exactly one of --to and --cert")),
+    };
+    if let (Some(o), Some(c)) = (&order, &claims) {
+        // Grant only to a CVM the order would run on.
+        let verdict = tl_policy::appraise(
+            &o.order,
+            &c.platform,
+            &tl_policy::AppraisalContext {
+                now_unix: crate::cmd_report::now_unix(),
+                version_floor: None,
+            },
+        );
+        if !verdict.passed() {
+            return Err(coded(
+                "GRANT_PLATFORM_MISMATCH",
+                format!("the CVM's certified claims do not satisfy the order: {verdict}"),
+            ));
+        }
+    }
+    let ctx = match &order {
+        Some(o) => {
+            let c = o.order.component(&a.component).ok_or_else(|| {
+                coded("COMPONENT_UNKNOWN", format!("the order has no component {:?}", a.component))
+            })?;
+            let pinned = c
+                .sha256
+                .as_ref()
+                .map(|h| h.0)
+                .or_else(|| c.tree_sha256.as_ref().map(|h| h.0))
+                .ok_or_else(|| coded("ORDER_INVALID", "component pins no 32-byte digest"))?;
+            if let Some(given) = &a.component_sha256 {
+                if hex32(given, "--component-sha256")? != pinned {
+                    return Err(coded(
+                        "COMPONENT_DIGEST_MISMATCH",
+                        "--component-sha256 differs from the order's digest",
+                    ));
+                }
+            }
+            if let Some(given) = &a.order_digest {
+                if hex32(given, "--order-digest")? != o.digest {
+                    return Err(coded("ORDER_DIGEST_MISMATCH", "--order-digest differs from the order"));
+                }
+            }
+            GrantContext {
+                order_digest: o.digest,
+                component_name: a.component.clone(),
+                component_sha256: pinned,
+            }
+        }
+        None => resolve_context(
+            a.order_digest.as_deref().unwrap_or_default(),
+            &a.component,
+            a.component_sha256
+                .as_deref()
+                .ok_or_else(|| coded("USAGE", "--component-sha256 is required without --order"))?,
+        )?,
+    };
     refuse_existing(&a.out, a.force)?;
     let g = seal_grant(&recipient, &key, &ctx, &mut SystemRng).map_err(grant_err)?;
     let (tmp, mut f) = TempOut::create(&a.out)?;
