@@ -17,6 +17,7 @@ pub mod orders;
 pub mod report;
 pub mod server;
 pub mod store;
+pub mod vcek_cache;
 pub mod verifier;
 
 pub use certs::{verify_leaf, VerifiedLeaf};

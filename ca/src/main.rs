@@ -56,6 +56,11 @@ enum Cmd {
         /// Nonce lifetime in seconds.
         #[arg(long, default_value_t = tl_ca::nonce::DEFAULT_TTL_SECS)]
         nonce_ttl: u64,
+        /// SEV-SNP: a directory of VCEKs (offline, keyed like AMD's KDS) used
+        /// when a report arrives without certificates. Filling it is a
+        /// separate step; the CA never fetches.
+        #[arg(long, value_name = "DIR")]
+        vcek_cache_dir: Option<PathBuf>,
     },
 }
 
@@ -116,6 +121,7 @@ fn main() -> Result<()> {
             accept_tcb,
             cert_lifetime,
             nonce_ttl,
+            vcek_cache_dir,
         } => {
             if init && !dir.join(tl_ca::store::CA_KEY_FILE).exists() {
                 tl_ca::store::init(&dir, SystemClock.now_unix())?;
@@ -143,7 +149,20 @@ fn main() -> Result<()> {
                 allow_simulated: verifier.allows_simulated(),
                 accepted_tcb,
             };
-            let mut config = ServerConfig::new(dir, Arc::new(verifier), policy);
+            let verifier: Arc<dyn tl_ca::EvidenceVerifier> = match vcek_cache_dir {
+                Some(d) => {
+                    if !d.is_dir() {
+                        bail!("--vcek-cache-dir {}: not a directory", d.display());
+                    }
+                    tracing::info!(dir = %d.display(), "SEV-SNP VCEK cache");
+                    Arc::new(tl_ca::vcek_cache::VcekCachingVerifier::new(
+                        verifier,
+                        tl_ca::vcek_cache::VcekCache::new(d),
+                    ))
+                }
+                None => Arc::new(verifier),
+            };
+            let mut config = ServerConfig::new(dir, verifier, policy);
             config.cert_lifetime_secs = parse_duration(&cert_lifetime)?;
             config.nonce_ttl_secs = nonce_ttl;
             let rt = tokio::runtime::Runtime::new()?;

@@ -26,6 +26,9 @@ pub enum TeeChoice {
 pub enum KeyMode {
     /// A fresh key per boot.
     Ephemeral,
+    /// Derived from the SEV-SNP firmware's derived key (needs `tee = "snp"`).
+    #[serde(rename = "snp-derived")]
+    SnpDerived,
 }
 
 fn default_tsm_root() -> PathBuf {
@@ -103,6 +106,11 @@ impl LoaderConfig {
             return Err(Halt::new(
                 HaltCode::SimulationNotEnabled,
                 "tee = \"sim\" requires allow_simulation = true",
+            ));
+        }
+        if c.key_mode == KeyMode::SnpDerived && c.tee != TeeChoice::Snp {
+            return Err(bad(
+                "key_mode = \"snp-derived\" requires tee = \"snp\"".into()
             ));
         }
         for (name, p) in [
@@ -185,5 +193,14 @@ output_dir = "/run/outputs"
         );
         assert_eq!(LoaderConfig::from_toml(&sim).unwrap().tee, TeeChoice::Sim);
         assert_eq!(code("not toml ["), "CONFIG_INVALID");
+        let snp = GOOD
+            .replace("\"auto\"", "\"snp\"")
+            .replace("\"ephemeral\"", "\"snp-derived\"");
+        let c = LoaderConfig::from_toml(&snp).unwrap();
+        assert_eq!((c.tee, c.key_mode), (TeeChoice::Snp, KeyMode::SnpDerived));
+        assert_eq!(
+            code(&GOOD.replace("\"ephemeral\"", "\"snp-derived\"")),
+            "CONFIG_INVALID"
+        );
     }
 }
