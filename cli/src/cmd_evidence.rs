@@ -355,6 +355,8 @@ fn evaluate(a: &VerifyArgs) -> anyhow::Result<Report> {
                 now_unix: now,
                 anchors,
                 collateral: None,
+                expected_nonce: None,
+                gpu_anchors: tl_evidence::nvidia::GpuAnchors::nvidia(),
             };
             verify_bundle(&bundle, &opts).and_then(|v| match v.snp {
                 Some(snp) => Ok(PlatformClaimsOrSgx::Snp(Box::new(v.claims), Box::new(snp))),

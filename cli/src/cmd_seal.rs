@@ -367,7 +367,12 @@ fn certified_recipient(
     let root = tl_ca::certs::pem_to_certs(&root_pem)
         .ok()
         .and_then(|v| v.into_iter().next())
-        .ok_or_else(|| coded("CERT_MALFORMED", format!("{}: no certificate", root_path.display())))?;
+        .ok_or_else(|| {
+            coded(
+                "CERT_MALFORMED",
+                format!("{}: no certificate", root_path.display()),
+            )
+        })?;
     let chain = read_text(cert)?;
     let leaf = tl_ca::certs::verify_leaf_pem(&chain, &root, crate::cmd_report::now_unix())
         .map_err(|e| coded(e.code(), e))?;
@@ -436,7 +441,10 @@ pub fn grant(a: GrantArgs) -> Result<()> {
     let ctx = match &order {
         Some(o) => {
             let c = o.order.component(&a.component).ok_or_else(|| {
-                coded("COMPONENT_UNKNOWN", format!("the order has no component {:?}", a.component))
+                coded(
+                    "COMPONENT_UNKNOWN",
+                    format!("the order has no component {:?}", a.component),
+                )
             })?;
             let pinned = c
                 .sha256
@@ -454,7 +462,10 @@ pub fn grant(a: GrantArgs) -> Result<()> {
             }
             if let Some(given) = &a.order_digest {
                 if hex32(given, "--order-digest")? != o.digest {
-                    return Err(coded("ORDER_DIGEST_MISMATCH", "--order-digest differs from the order"));
+                    return Err(coded(
+                        "ORDER_DIGEST_MISMATCH",
+                        "--order-digest differs from the order",
+                    ));
                 }
             }
             GrantContext {

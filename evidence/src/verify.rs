@@ -168,10 +168,12 @@ impl VerifiedEvidence {
 /// TDX quotes: see [`crate::tdx::verify`] for the signature and chain
 /// checks. The TCB status and advisory IDs then come from DCAP collateral
 /// for real evidence ([`crate::dcap`]; without collateral:
-/// `EVIDENCE_COLLATERAL_MISSING`); for evidence chained
-/// to the simulated root it is [`crate::sim::SIMULATED_TCB_STATUS`]
-/// (simulated platform, `UpToDate` by construction), and `simulated = true`
-/// marks it.
+/// `EVIDENCE_COLLATERAL_MISSING`). For evidence chained to the simulated
+/// root, `simulated = true` marks the claims; with collateral (simulated
+/// collateral from [`crate::sim::SimTee::tdx_collateral`]) the same DCAP
+/// appraisal runs with the simulated root as the collateral's anchor, and
+/// without it the status is [`crate::sim::SIMULATED_TCB_STATUS`]
+/// (`UpToDate` by construction).
 ///
 /// GPU evidence: each entry's SPDM report is verified with its device chain
 /// against [`VerifyOptions::gpu_anchors`] and must answer the nonce
@@ -230,7 +232,20 @@ pub fn verify_bundle(
     }
     let vq = verify_quote_signatures(&bundle.cpu.quote, &opts.anchors, opts.now_unix)?;
     let (tcb_status, advisory_ids) = match vq.anchor {
-        AnchorKind::Simulated => (crate::sim::SIMULATED_TCB_STATUS, Vec::new()),
+        AnchorKind::Simulated => match &opts.collateral {
+            None => (crate::sim::SIMULATED_TCB_STATUS, Vec::new()),
+            Some(Collateral::Tdx(c)) => {
+                // Simulated collateral (crate::sim) through the same DCAP
+                // appraisal as real quotes, anchored at the simulated root.
+                let root = opts
+                    .anchors
+                    .simulated_root_der
+                    .as_deref()
+                    .ok_or(EvidenceError::NoTrustAnchor)?;
+                let e = appraise_tdx(&vq, c, root, opts.now_unix)?;
+                (e.status, e.advisory_ids)
+            }
+        },
         AnchorKind::Amd => return Err(EvidenceError::TdxPckChain("AMD root for a TDX quote")),
         AnchorKind::Intel => match &opts.collateral {
             None => return Err(EvidenceError::CollateralMissing),

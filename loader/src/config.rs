@@ -57,6 +57,11 @@ pub struct LoaderConfig {
     /// configfs-tsm report root.
     #[serde(default = "default_tsm_root")]
     pub tsm_root: PathBuf,
+    /// TDX measurement register directory (RTMR3 extends, see [`crate::tdx`]);
+    /// default for `tee = "tdx"`: /sys/class/misc/tdx_guest/measurements.
+    /// For `tee = "sim"` extends go there only when it is set.
+    #[serde(default)]
+    pub tdx_measurements_dir: Option<PathBuf>,
     /// Directory where the order and grants appear.
     pub order_source_dir: PathBuf,
     /// How long to wait for the order, in seconds (1..=86400).
@@ -121,7 +126,13 @@ impl LoaderConfig {
             ("report_out", &c.report_out),
             ("publish_dir", &c.publish_dir),
             ("output_dir", &c.output_dir),
-        ] {
+        ]
+        .into_iter()
+        .chain(
+            c.tdx_measurements_dir
+                .as_ref()
+                .map(|p| ("tdx_measurements_dir", p)),
+        ) {
             if !p.is_absolute() {
                 return Err(bad(format!("{name} must be an absolute path")));
             }

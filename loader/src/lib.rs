@@ -18,5 +18,6 @@ pub mod pipeline;
 pub mod sandbox;
 pub mod sim_tsm;
 pub mod snp;
+pub mod tdx;
 pub mod tsm;
 pub mod workdir;

@@ -97,10 +97,13 @@ pub fn run(
     let started = now_unix();
     let clock = Instant::now();
     let mut excluded = Duration::ZERO;
-    ctx.event_log.record(Event::LoaderStarted {
+    // The hardware register (TDX RTMR3) first, so every event reaches it.
+    crate::tdx::install(cfg, ctx)?;
+    let started_ev = ctx.event_log.record(Event::LoaderStarted {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         config_sha256: hex::encode(tl_ca::sha256(cfg.source_text().as_bytes())),
     });
+    extend(ctx, &started_ev)?;
 
     // 1. TEE and keys. Local keys exist before the quote so the quote binds them.
     let provider = provider_for(cfg)?;
