@@ -23,13 +23,9 @@ use tl_policy::SignedOrder;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Cmd {
-    /// AMD SEV-SNP launch digest (the report's MEASUREMENT), as sev-snp-measure computes it.
     Snp(SnpArgs),
-    /// Intel TDX MRTD (both page-add orders) and RTMR1/RTMR2 for QEMU direct boot.
     Tdx(TdxArgs),
-    /// TPM PCR 11 of a unified kernel image per boot phase, and its PCR 4 event digest.
     Uki(UkiArgs),
-    /// Compare a quote's registers with expected values; print every mismatch.
     Diff(DiffArgs),
 }
 
@@ -92,9 +88,11 @@ enum Ec2RdxArg {
     SevSnpMeasure,
 }
 
-/// Compute the AMD SEV-SNP launch digest: the MEASUREMENT field of the guest's
-/// attestation report, byte for byte as sev-snp-measure 0.0.13 (--mode snp)
-/// computes it. The flags are named like sev-snp-measure's.
+/// AMD SEV-SNP launch digest (the report's MEASUREMENT), as sev-snp-measure computes it.
+///
+/// The MEASUREMENT field of the guest's attestation report, byte for byte as
+/// sev-snp-measure 0.0.13 (--mode snp) computes it. The flags are named like
+/// sev-snp-measure's.
 ///
 /// The digest chains every 4 KiB page of the OVMF image (mapped to end at
 /// 4 GiB), the SEV metadata sections (zero, secrets, CPUID pages, and with a
@@ -335,10 +333,10 @@ enum OrderArg {
 
 const RTMR0_NOTE: &str = "RTMR0 is not predicted: it measures the TD HOB, the CFV (Secure Boot \
 variables) and QEMU's ACPI tables, which depend on the QEMU version and VM configuration. Pin it \
-from a CCEL event log of a known-good boot (tl measure diff --event-log).";
+from a known-good boot: its quote (tl measure diff shows every register) or a replay of its CCEL \
+event log (tl measure diff --event-log, not available in this build).";
 
-/// Compute Intel TDX launch registers from the firmware and direct-boot
-/// artifacts.
+/// Intel TDX MRTD (both page-add orders) and RTMR1/RTMR2 for QEMU direct boot.
 ///
 /// MRTD: the TDX module's SHA-384 over the TDVF sections of the firmware
 /// (TDH.MEM.PAGE.ADD of each page, TDH.MR.EXTEND of each 256-byte chunk of
@@ -360,8 +358,10 @@ from a CCEL event log of a known-good boot (tl measure diff --event-log).";
 ///
 /// RTMR0 is NOT predicted: it measures the TD HOB, the CFV (Secure Boot
 /// variables) and QEMU's ACPI tables, which depend on the QEMU version and
-/// configuration. Replay a CCEL event log of a known-good boot and pin it
-/// (tl measure diff --event-log). RTMR3 is extended at run time.
+/// configuration. Pin it from a known-good boot: the RTMR0 of its quote
+/// (tl measure diff prints every register) or a replay of its CCEL event
+/// log (tl measure diff --event-log; not available in this build yet).
+/// RTMR3 is extended at run time.
 ///
 /// --json prints the firmware's TDVF sections, every event with its digest
 /// and the register after it, QEMU's header patch, and every input's SHA-256.
@@ -471,9 +471,7 @@ fn tdx_policy_fragment(
             order_note(*o)
         ));
     }
-    s.push_str(
-        "# rtmr0: not predicted; pin it from a CCEL event log (tl measure diff --event-log)\n",
-    );
+    s.push_str("# rtmr0: not predicted; pin it from a known-good boot (quote or CCEL event log)\n");
     match rtmrs {
         Some((r1, r2)) => {
             s.push_str(&format!("rtmr1 = \"{r1}\"\nrtmr2 = \"{r2}\"\n"));
@@ -546,7 +544,9 @@ fn tdx(a: TdxArgs) -> anyhow::Result<()> {
     for (o, d) in &pairs {
         println!("MRTD  {d}  ({}: {})", order_name(*o), order_note(*o));
     }
-    println!("RTMR0 not predicted (see --help): replay a CCEL event log with tl measure diff --event-log");
+    println!(
+        "RTMR0 not predicted (see --help): pin it from a known-good boot's quote or CCEL event log"
+    );
     match &rtmrs {
         Some(r) => {
             println!("RTMR1 {}", r.rtmr1);
@@ -566,8 +566,10 @@ enum BankArg {
     Sha384,
 }
 
-/// Predict TPM PCR 11 for a unified kernel image (UKI), as systemd-stub and
-/// systemd-pcrphase extend it and `systemd-measure calculate` prints it.
+/// TPM PCR 11 of a unified kernel image per boot phase, and its PCR 4 event digest.
+///
+/// PCR 11 as systemd-stub and systemd-pcrphase extend it and `systemd-measure
+/// calculate` prints it.
 ///
 /// systemd-stub measures each UKI section present, in canonical order
 /// (.linux .osrel .cmdline .initrd .ucode .splash .dtb .uname .sbat .pcrpkey):
@@ -771,8 +773,9 @@ fn uki(a: UkiArgs) -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------
 // diff
 
-/// Compare the registers of a quote or report with expected values and print
-/// every difference, in register order (not only the first).
+/// Compare a quote's registers with expected values; print every mismatch.
+///
+/// Every difference is printed, in register order (not only the first).
 ///
 /// Expected values (--expected) come from:
 ///   an order TOML (its [platform.tdx] / [platform.snp] tables; a fragment
@@ -1122,6 +1125,7 @@ fn diff(a: DiffArgs) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
