@@ -184,6 +184,7 @@ fn main() -> Result<()> {
             let policy = IssuancePolicy {
                 allow_simulated: verifier.allows_simulated(),
                 accepted_tcb,
+                ..IssuancePolicy::default()
             };
             let verifier: Arc<dyn tl_ca::EvidenceVerifier> = match vcek_cache_dir {
                 Some(d) => {
