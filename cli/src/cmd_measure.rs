@@ -334,7 +334,7 @@ enum OrderArg {
 const RTMR0_NOTE: &str = "RTMR0 is not predicted: it measures the TD HOB, the CFV (Secure Boot \
 variables) and QEMU's ACPI tables, which depend on the QEMU version and VM configuration. Pin it \
 from a known-good boot: its quote (tl measure diff shows every register) or a replay of its CCEL \
-event log (tl measure diff --event-log, not available in this build).";
+event log (tl measure diff --event-log).";
 
 /// Intel TDX MRTD (both page-add orders) and RTMR1/RTMR2 for QEMU direct boot.
 ///
@@ -360,7 +360,7 @@ event log (tl measure diff --event-log, not available in this build).";
 /// variables) and QEMU's ACPI tables, which depend on the QEMU version and
 /// configuration. Pin it from a known-good boot: the RTMR0 of its quote
 /// (tl measure diff prints every register) or a replay of its CCEL event
-/// log (tl measure diff --event-log; not available in this build yet).
+/// log (tl measure diff --event-log).
 /// RTMR3 is extended at run time.
 ///
 /// --json prints the firmware's TDVF sections, every event with its digest
@@ -793,9 +793,11 @@ fn uki(a: UkiArgs) -> anyhow::Result<()> {
 /// MROWNERCONFIG, TD attributes, XFAM (each when the expectation names it).
 /// SEV-SNP: MEASUREMENT (one of the allowed values), HOST_DATA, VMPL.
 ///
-/// --event-log (a CCEL or TCG event log, to explain which events produce each
-/// RTMR) is not available in this build: the event-log parser is not part of
-/// tl-measured-boot yet.
+/// --event-log CCEL: the TDX event log (the ACPI CCEL data) is replayed into
+/// RTMR0..3. For every RTMR the output lists the events that produce it, so a
+/// mismatch names the firmware, boot loader, kernel or command-line event
+/// that differs; a log that does not replay to the quote's own RTMRs is
+/// reported as such (EVENTLOG_REPLAY_MISMATCH): it cannot explain the quote.
 ///
 /// Exit status 0 when every expected register matches, 1 otherwise.
 #[derive(Debug, clap::Args)]
@@ -815,7 +817,7 @@ pub struct DiffArgs {
     /// Raw quote/report, hex text, or evidence bundle JSON.
     #[arg(long, value_name = "FILE")]
     quote: PathBuf,
-    /// CCEL or TCG event log to replay (not available in this build).
+    /// TDX CCEL event log to replay into RTMR0..3, explaining each register.
     #[arg(long, value_name = "FILE")]
     event_log: Option<PathBuf>,
     /// Print the comparison as JSON.
@@ -971,6 +973,22 @@ struct RegisterDiff {
     /// Expected value(s); several for SNP measurements.
     expected: Vec<String>,
     actual: String,
+    /// With --event-log: the events replayed into this register, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    events: Vec<LoggedEvent>,
+    /// With --event-log: the register as replayed from the log, when it
+    /// differs from the quote's (the log does not explain the quote).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_replay: Option<String>,
+}
+
+/// One event of the log, as a reviewer reads it.
+#[derive(Debug, Clone, Serialize)]
+struct LoggedEvent {
+    index: usize,
+    event_type: String,
+    digest: String,
+    detail: String,
 }
 
 fn compare(register: &'static str, expected: Option<Vec<String>>, actual: String) -> RegisterDiff {
@@ -980,6 +998,8 @@ fn compare(register: &'static str, expected: Option<Vec<String>>, actual: String
             status: "not-pinned",
             expected: vec![],
             actual,
+            events: Vec::new(),
+            log_replay: None,
         },
         Some(exp) => {
             let ok = exp.iter().any(|e| e.eq_ignore_ascii_case(&actual));
@@ -988,6 +1008,8 @@ fn compare(register: &'static str, expected: Option<Vec<String>>, actual: String
                 status: if ok { "match" } else { "mismatch" },
                 expected: exp,
                 actual,
+                events: Vec::new(),
+                log_replay: None,
             }
         }
     }
@@ -1048,14 +1070,64 @@ fn diff_snp(s: &SnpRef, r: &SnpReport) -> Vec<RegisterDiff> {
     ]
 }
 
-fn diff(a: DiffArgs) -> anyhow::Result<()> {
-    if let Some(log) = &a.event_log {
-        bail!(
-            "--event-log {}: event-log replay is not available in this build \
-             (tl-measured-boot has no event-log parser yet); compare the registers without it",
-            log.display()
-        );
+/// Replay a CCEL log into RTMR0..3 and attach, to each RTMR row, the events
+/// that produce it and (when they differ) the replayed value.
+fn explain_rtmrs(rows: &mut [RegisterDiff], log_path: &std::path::Path) -> anyhow::Result<()> {
+    use tl_measured_boot::eventlog::{EventLog, HashAlg};
+    let bytes = std::fs::read(log_path).with_context(|| log_path.display().to_string())?;
+    let log = EventLog::parse_ccel(&bytes).map_err(|e| anyhow!("{}: {e}", e.code()))?;
+    let replay = log
+        .replay_ccel()
+        .map_err(|e| anyhow!("{}: {e}", e.code()))?;
+    let bank = replay.registers.get(&HashAlg::SHA384);
+    for (i, name) in ["RTMR0", "RTMR1", "RTMR2", "RTMR3"].iter().enumerate() {
+        let Some(row) = rows.iter_mut().find(|r| r.register == *name) else {
+            continue;
+        };
+        let idx = u32::try_from(i).unwrap_or_default();
+        let replayed = bank
+            .and_then(|b| b.get(&idx))
+            .map(hex::encode)
+            .unwrap_or_else(|| hex::encode([0u8; 48]));
+        if replayed != row.actual {
+            row.log_replay = Some(replayed);
+        }
+        for &ev in replay
+            .sources
+            .get(&idx)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            if let Some(e) = log.events.get(ev) {
+                row.events.push(LoggedEvent {
+                    index: e.index,
+                    event_type: e.event_type.to_string(),
+                    digest: e
+                        .digest(HashAlg::SHA384)
+                        .map(hex::encode)
+                        .unwrap_or_default(),
+                    detail: short_detail(&e.parsed),
+                });
+            }
+        }
     }
+    Ok(())
+}
+
+fn short_detail(d: &tl_measured_boot::eventlog::EventDetail) -> String {
+    let mut s = format!("{d:?}");
+    if s.len() > 100 {
+        let mut cut = 100;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str("...");
+    }
+    s
+}
+
+fn diff(a: DiffArgs) -> anyhow::Result<()> {
     let exp = load_expected(&a.expected)?;
     let ev = load_quote(&a.quote)?;
     let (tee, rows) = match &ev {
@@ -1066,7 +1138,11 @@ fn diff(a: DiffArgs) -> anyhow::Result<()> {
                     a.expected.display()
                 )
             })?;
-            ("tdx", diff_tdx(t, q))
+            let mut rows = diff_tdx(t, q);
+            if let Some(log) = &a.event_log {
+                explain_rtmrs(&mut rows, log)?;
+            }
+            ("tdx", rows)
         }
         Evidence::Snp(r) => {
             let s = exp.snp.as_ref().ok_or_else(|| {
@@ -1075,9 +1151,17 @@ fn diff(a: DiffArgs) -> anyhow::Result<()> {
                     a.expected.display()
                 )
             })?;
+            if a.event_log.is_some() {
+                bail!("--event-log applies to TDX quotes (CCEL); SEV-SNP has no runtime registers");
+            }
             ("sev-snp", diff_snp(s, r))
         }
     };
+    let log_mismatch: Vec<&'static str> = rows
+        .iter()
+        .filter(|r| r.log_replay.is_some())
+        .map(|r| r.register)
+        .collect();
     let mismatches: Vec<&'static str> = rows
         .iter()
         .filter(|r| r.status == "mismatch")
@@ -1086,8 +1170,9 @@ fn diff(a: DiffArgs) -> anyhow::Result<()> {
     if a.json {
         let out = json!({
             "tee": tee,
-            "ok": mismatches.is_empty(),
+            "ok": mismatches.is_empty() && log_mismatch.is_empty(),
             "mismatches": mismatches,
+            "log_does_not_explain": log_mismatch,
             "registers": rows,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -1100,10 +1185,26 @@ fn diff(a: DiffArgs) -> anyhow::Result<()> {
                         println!("  expected {e}");
                     }
                     println!("  actual   {}", r.actual);
+                    for e in &r.events {
+                        println!(
+                            "    event {:>3} {:<36} {} {}",
+                            e.index,
+                            e.event_type,
+                            &e.digest[..e.digest.len().min(16)],
+                            e.detail
+                        );
+                    }
                 }
                 "match" => println!("match    {:<13} {}", r.register, r.actual),
                 _ => println!("-        {:<13} {} (not pinned)", r.register, r.actual),
             }
+        }
+        for r in rows.iter().filter(|r| r.log_replay.is_some()) {
+            println!(
+                "LOG DOES NOT EXPLAIN {}: the event log replays to {}",
+                r.register,
+                r.log_replay.as_deref().unwrap_or_default()
+            );
         }
         if tee == "tdx"
             && rows
@@ -1112,6 +1213,12 @@ fn diff(a: DiffArgs) -> anyhow::Result<()> {
         {
             println!("note: RTMR0 is not predicted from artifacts; it depends on QEMU's ACPI tables and the firmware's configuration");
         }
+    }
+    if !log_mismatch.is_empty() {
+        bail!(
+            "EVENTLOG_REPLAY_MISMATCH: the event log does not replay to the quote's {}",
+            log_mismatch.join(", ")
+        );
     }
     if mismatches.is_empty() {
         Ok(())

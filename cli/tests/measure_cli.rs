@@ -619,7 +619,9 @@ fn diff_lists_every_tdx_mismatch_in_register_order() {
     assert!(!out.status.success());
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
 
-    // The event-log replay is not available in this build: say so, exit non-zero.
+    // An event log that is not this quote's does not explain its RTMRs:
+    // reported as such, exit non-zero.
+    let other_log = shared("tpm-eventlog/go-tdx-guest-ccel/ccel_data.dat");
     let out = tl(&[
         "measure",
         "diff",
@@ -628,13 +630,76 @@ fn diff_lists_every_tdx_mismatch_in_register_order() {
         "--quote",
         qp,
         "--event-log",
-        qp,
+        other_log.to_str().unwrap(),
     ]);
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("not available in this build"),
+        stderr(&out).contains("EVENTLOG_REPLAY_MISMATCH"),
         "{}",
         stderr(&out)
+    );
+}
+
+#[test]
+fn diff_explains_rtmrs_with_the_event_log() {
+    // GCE COS 113: a quote and its CCEL event log.
+    let quote = shared("tpm-eventlog/go-tdx-guest-ccel/cos-113-tdx-quote.dat");
+    let log = shared("tpm-eventlog/go-tdx-guest-ccel/ccel_data.dat");
+    let q = Quote::parse(&std::fs::read(&quote).unwrap()).unwrap();
+    let b = &q.body;
+    let dir = scratch("diff-ccel");
+    // Expect another RTMR1 (the kernel and boot loader register).
+    let mut other = b.rtmr[1];
+    other[0] ^= 0xff;
+    let vpath = dir.join("expected.json");
+    std::fs::write(
+        &vpath,
+        json!({"tdx": {"mrtd": hex::encode(b.mrtd), "rtmr0": hex::encode(b.rtmr[0]), "rtmr1": hex::encode(other)}}).to_string(),
+    )
+    .unwrap();
+    let out = tl(&[
+        "measure",
+        "diff",
+        "--expected",
+        vpath.to_str().unwrap(),
+        "--quote",
+        quote.to_str().unwrap(),
+        "--event-log",
+        log.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(!out.status.success());
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The log replays to the quote's RTMRs, so it explains them ...
+    assert_eq!(j["log_does_not_explain"], json!([]));
+    assert_eq!(j["mismatches"], json!(["RTMR1"]));
+    // ... and the mismatching register lists the events that produced it.
+    let rtmr1 = j["registers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["register"] == "RTMR1")
+        .unwrap();
+    let events = rtmr1["events"].as_array().unwrap();
+    assert!(!events.is_empty());
+    assert!(events
+        .iter()
+        .all(|e| e["digest"].as_str().unwrap().len() == 96));
+    // Text output names them under the mismatch.
+    let text = stdout(&tl(&[
+        "measure",
+        "diff",
+        "--expected",
+        vpath.to_str().unwrap(),
+        "--quote",
+        quote.to_str().unwrap(),
+        "--event-log",
+        log.to_str().unwrap(),
+    ]));
+    assert!(text.contains("MISMATCH RTMR1"), "{text}");
+    assert!(
+        text.lines().any(|l| l.trim_start().starts_with("event ")),
+        "{text}"
     );
 }
 
