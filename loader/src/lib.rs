@@ -17,5 +17,6 @@ pub mod pid1;
 pub mod pipeline;
 pub mod sandbox;
 pub mod sim_tsm;
+pub mod tpm;
 pub mod tsm;
 pub mod workdir;
