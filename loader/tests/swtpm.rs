@@ -359,3 +359,53 @@ fn a_fresh_tpm_cannot_unseal_another_tpms_seed() {
     let err = b.client().unseal_seed(&sealed).unwrap_err();
     assert_eq!(err.code(), "TPM_RC", "{err}");
 }
+
+#[test]
+fn a_tpm_bundle_verifies_with_its_binding() {
+    use tl_evidence::binding::Binding;
+    use tl_evidence::bundle::{EvidenceBundle, BUNDLE_VERSION};
+    use tl_evidence::{verify_bundle, TrustAnchors, VerifyOptions};
+
+    let sw = Swtpm::start();
+    let mut tpm = sw.client();
+    let ak = tpm.create_ak(Hierarchy::Endorsement).unwrap();
+    let binding = Binding {
+        nonce: b"ca-nonce-0123456789abcdef",
+        signing_public_key: b"spki",
+        encryption_public_key: &[9u8; 32],
+        gpu_evidence_digest: tl_evidence::binding::gpu_evidence_digest([]),
+    };
+    let rd = binding.report_data();
+    let sel = sha256_sel(&[0, 7, 16]);
+    let ev = tpm.quote_evidence(&ak, &rd, &sel).unwrap();
+    let bundle = EvidenceBundle {
+        version: BUNDLE_VERSION,
+        cpu: tl_loader::tpm::cpu_evidence(&ev, vec![]),
+        gpus: vec![],
+    };
+    let pinned = TrustAnchors {
+        tpm_pinned_aks: vec![ak.public.clone()],
+        ..TrustAnchors::default()
+    };
+    let v = verify_bundle(&bundle, &VerifyOptions::new(1_700_000_000, pinned)).unwrap();
+    v.check_binding(&binding).unwrap();
+    let pcrs = &v.claims.tpm.as_ref().unwrap().pcrs;
+    assert_eq!(pcrs["sha256"].len(), 3);
+
+    // the same bundle with no pinned AK
+    let err = verify_bundle(
+        &bundle,
+        &VerifyOptions::new(1_700_000_000, TrustAnchors::default()),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "TPM_AK_UNTRUSTED");
+    // another binding (other encryption key) does not match
+    let other = Binding {
+        encryption_public_key: &[8u8; 32],
+        ..binding
+    };
+    assert_eq!(
+        v.check_binding(&other).unwrap_err().code(),
+        "EVIDENCE_BINDING_MISMATCH"
+    );
+}

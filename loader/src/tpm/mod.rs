@@ -693,6 +693,19 @@ pub fn derive_encryption_key(seed: &[u8; 32], key_version: u32) -> RecipientSecr
     RecipientSecretKey::from_seed(&okm)
 }
 
+/// A bundle's CPU evidence for a TPM quote: kind `tpm-quote`, `quote` =
+/// [`TpmQuoteEvidence`] JSON, the AK certificate chain (leaf first), if any.
+pub fn cpu_evidence(
+    ev: &TpmQuoteEvidence,
+    ak_certificates: Vec<Vec<u8>>,
+) -> tl_evidence::bundle::CpuEvidence {
+    tl_evidence::bundle::CpuEvidence {
+        kind: tl_evidence::bundle::CpuEvidenceKind::TpmQuote,
+        quote: ev.to_json(),
+        certificates: ak_certificates,
+    }
+}
+
 /// Unseal `sealed` and derive the loader's encryption key; any failure is
 /// a `KEY_DERIVATION_FAILED` halt (never a fallback to a fresh key).
 pub fn unseal_encryption_key(
