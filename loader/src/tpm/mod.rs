@@ -614,7 +614,7 @@ impl Tpm {
 /// || `TPM2B_PRIVATE` || `TPM2B_PUBLIC`, nothing after.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SealedSeed {
-    pub selection: Vec<PcrSelection>,
+    selection: Vec<PcrSelection>,
     private: Vec<u8>,
     public: Vec<u8>,
 }
@@ -622,11 +622,18 @@ pub struct SealedSeed {
 const SEALED_MAGIC: &[u8; 8] = b"TLTPMSS1";
 
 impl SealedSeed {
+    /// The PCRs the seed is sealed to (PCR indices are below 24: checked
+    /// when sealing and when parsing).
+    pub fn selection(&self) -> &[PcrSelection] {
+        &self.selection
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = W::default();
         w.bytes(SEALED_MAGIC);
-        // The selection was marshalled once already when sealing, and the
-        // TPM2B parts were returned by the TPM with their size prefixes.
+        // The selection was marshalled once already when sealing (or
+        // checked when parsing), so it encodes; the TPM2B parts keep the
+        // size prefixes the TPM returned them with.
         let _ = pcr_selection(&mut w, &self.selection);
         w.bytes(&self.private).bytes(&self.public);
         w.0
