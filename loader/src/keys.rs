@@ -199,6 +199,25 @@ impl LoaderKeys {
     }
 }
 
+/// `tpm-sealed` key mode.
+impl LoaderKeys {
+    /// Keys whose encryption key is derived from a seed sealed to the TPM's
+    /// PCRs (see [`crate::tpm::derive_encryption_key`]); the signing key is
+    /// fresh per boot. A seed that does not unseal (PCRs changed, another
+    /// TPM, damaged blob) is a `KEY_DERIVATION_FAILED` halt: the loader never
+    /// falls back to a fresh encryption key.
+    pub fn tpm_sealed(
+        tpm: &mut crate::tpm::Tpm,
+        sealed: &crate::tpm::SealedSeed,
+        key_version: u32,
+    ) -> Result<Self, Halt> {
+        let encryption = crate::tpm::unseal_encryption_key(tpm, sealed, key_version)?;
+        let mut keys = Self::ephemeral()?;
+        keys.encryption = encryption;
+        Ok(keys)
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -19,5 +19,6 @@ pub mod sandbox;
 pub mod sim_tsm;
 pub mod snp;
 pub mod tdx;
+pub mod tpm;
 pub mod tsm;
 pub mod workdir;
