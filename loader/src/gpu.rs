@@ -37,7 +37,7 @@
 //! platform appraisal passed.
 
 use std::collections::BTreeSet;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs;
 use std::io::Read;
@@ -317,8 +317,9 @@ impl fmt::Display for CcState {
     }
 }
 
-/// `nvmlSystemGetConfComputeState` through the library `Nvml` already
-/// loaded and initialised from `lib_path`.
+/// `nvmlSystemGetConfComputeState` through the library at `lib_path`. Call
+/// it while an [`Nvml`] initialised from the same path is alive (otherwise
+/// NVML answers "uninitialized").
 ///
 /// nvml-wrapper reads the CC feature and devtools mode only through
 /// `nvmlSystemGetConfComputeSettings` with a zeroed (version 0) structure,
@@ -326,16 +327,16 @@ impl fmt::Display for CcState {
 /// unversioned state only together with the ready state (false until
 /// [`GpuSession::set_ready`]); hence this direct call.
 #[allow(unsafe_code)]
-fn system_cc_state(lib_path: &OsString) -> Result<CcState, GpuError> {
+pub fn system_cc_state(lib_path: &OsStr) -> Result<CcState, GpuError> {
     use nvml_wrapper_sys::bindings::{nvmlConfComputeSystemState_t, NvmlLib};
     let nvml_err = |detail: String| GpuError::Nvml {
         call: "nvmlSystemGetConfComputeState",
         detail,
     };
-    // SAFETY: `NvmlLib::new` dlopens `lib_path`, the library `Nvml` has
-    // already opened and initialised from the same path: the dynamic loader
-    // returns the same handle (its initialisers ran already) and dropping
-    // `lib` only drops that extra reference. The symbol has the C signature
+    // SAFETY: `NvmlLib::new` dlopens `lib_path` exactly as `Nvml` does; with
+    // `Nvml` alive the dynamic loader returns the handle it already holds
+    // (initialisers ran already) and dropping `lib` only drops that extra
+    // reference. The symbol has the C signature
     // `nvmlReturn_t (nvmlConfComputeSystemState_t *)` of nvml.h, and
     // `state` is a caller-owned `#[repr(C)]` structure of three `c_uint`
     // (nvml.h's layout) that outlives the call.

@@ -22,10 +22,14 @@ const NONCE: &[u8] = b"an enrollment nonce from the CA.";
 fn fake_nvml(dir: &Path, defines: &[&str]) -> PathBuf {
     let out = dir.join("libnvidia-ml-fake.so");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    // A test binary run away from its source tree (scripts/gpu-device-check)
+    // is told where the C file is.
+    let src =
+        std::env::var_os("TL_FAKE_NVML_SRC").map_or_else(|| PathBuf::from(FAKE_SRC), PathBuf::from);
     let mut cmd = Command::new(cc);
     cmd.args(["-shared", "-fPIC", "-Wall", "-Werror", "-o"])
         .arg(&out)
-        .arg(FAKE_SRC);
+        .arg(src);
     for d in defines {
         cmd.arg(format!("-D{d}"));
     }
