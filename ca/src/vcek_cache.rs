@@ -178,12 +178,17 @@ impl<V: EvidenceVerifier> VcekCachingVerifier<V> {
 }
 
 impl<V: EvidenceVerifier> EvidenceVerifier for VcekCachingVerifier<V> {
-    fn verify(&self, bundle: &EvidenceBundle, now_unix: u64) -> Result<PlatformClaims, Rejection> {
+    fn verify(
+        &self,
+        bundle: &EvidenceBundle,
+        nonce: &[u8],
+        now_unix: u64,
+    ) -> Result<PlatformClaims, Rejection> {
         let bare = bundle.cpu.kind == CpuEvidenceKind::SnpReport
             && bundle.cpu.certificates.is_empty()
             && bundle.cpu.quote.len() == REPORT_LEN;
         if !bare {
-            return self.inner.verify(bundle, now_unix);
+            return self.inner.verify(bundle, nonce, now_unix);
         }
         let vcek = self
             .cache
@@ -194,7 +199,7 @@ impl<V: EvidenceVerifier> EvidenceVerifier for VcekCachingVerifier<V> {
             })?;
         let mut with_vcek = bundle.clone();
         with_vcek.cpu.certificates = vec![vcek];
-        self.inner.verify(&with_vcek, now_unix)
+        self.inner.verify(&with_vcek, nonce, now_unix)
     }
 }
 
@@ -251,12 +256,16 @@ mod tests {
         let v = verifier(dir.path());
 
         // Empty cache: a clear code naming the file wanted.
-        let e = v.verify(&bundle(report.clone(), vec![]), T_GO).unwrap_err();
+        let e = v
+            .verify(&bundle(report.clone(), vec![]), &[0u8; 32], T_GO)
+            .unwrap_err();
         assert_eq!(e.code, "SNP_VCEK_NOT_CACHED");
         assert!(e.detail.contains(&keys[0].file_name()), "{}", e.detail);
 
         std::fs::write(dir.path().join(keys[0].file_name()), &vcek).unwrap();
-        let claims = v.verify(&bundle(report.clone(), vec![]), T_GO).unwrap();
+        let claims = v
+            .verify(&bundle(report.clone(), vec![]), &[0u8; 32], T_GO)
+            .unwrap();
         assert_eq!(claims.tee, TeeKind::SevSnp);
         assert!(!claims.simulated);
         assert_eq!(
@@ -268,14 +277,18 @@ mod tests {
         let mut t = report.clone();
         t[0x90] ^= 1;
         assert_eq!(
-            v.verify(&bundle(t, vec![]), T_GO).unwrap_err().code,
+            v.verify(&bundle(t, vec![]), &[0u8; 32], T_GO)
+                .unwrap_err()
+                .code,
             "SNP_REPORT_SIGNATURE"
         );
         // A tampered CHIP_ID names another file: not cached.
         let mut t = report;
         t[0x1A0] ^= 1;
         assert_eq!(
-            v.verify(&bundle(t, vec![]), T_GO).unwrap_err().code,
+            v.verify(&bundle(t, vec![]), &[0u8; 32], T_GO)
+                .unwrap_err()
+                .code,
             "SNP_VCEK_NOT_CACHED"
         );
     }
@@ -299,7 +312,8 @@ mod tests {
         std::fs::write(&kds, pem).unwrap();
         let now = T_2025 + 86_400 * 30;
         let v = verifier(dir.path());
-        v.verify(&bundle(report.clone(), vec![]), now).unwrap();
+        v.verify(&bundle(report.clone(), vec![]), &[0u8; 32], now)
+            .unwrap();
 
         // Another chip's VCEK planted under this chip's name does not verify.
         std::fs::write(
@@ -307,7 +321,9 @@ mod tests {
             read("trustee/test-vcek.der"),
         )
         .unwrap();
-        let e = v.verify(&bundle(report.clone(), vec![]), now).unwrap_err();
+        let e = v
+            .verify(&bundle(report.clone(), vec![]), &[0u8; 32], now)
+            .unwrap_err();
         assert_ne!(e.code, "SNP_VCEK_NOT_CACHED");
 
         // Too large a file is refused with its own code.
@@ -316,7 +332,9 @@ mod tests {
             vec![0u8; MAX_VCEK_FILE as usize + 1],
         )
         .unwrap();
-        let e = v.verify(&bundle(report, vec![]), now).unwrap_err();
+        let e = v
+            .verify(&bundle(report, vec![]), &[0u8; 32], now)
+            .unwrap_err();
         assert_eq!(e.code, "SNP_VCEK_CACHE_UNREADABLE");
     }
 
@@ -328,9 +346,11 @@ mod tests {
             read("go-sev-guest/attestation.bin"),
             vec![read("go-sev-guest/vcek.testcer")],
         );
-        v.verify(&b, T_GO).unwrap();
+        v.verify(&b, &[0u8; 32], T_GO).unwrap();
         // Garbage is not looked up; the verifier's own code comes back.
-        let e = v.verify(&bundle(vec![1; 10], vec![]), T_GO).unwrap_err();
+        let e = v
+            .verify(&bundle(vec![1; 10], vec![]), &[0u8; 32], T_GO)
+            .unwrap_err();
         assert_eq!(e.code, "SNP_REPORT_MALFORMED");
         assert_eq!(
             VcekCache::new(dir.path())

@@ -19,9 +19,16 @@ pub struct Rejection {
 /// Verifies an evidence bundle at a time and returns the platform's claims.
 ///
 /// Implementations must check every signature and chain and must not accept
-/// the simulated TEE's root unless it was configured explicitly.
+/// the simulated TEE's root unless it was configured explicitly. `nonce` is
+/// the enrollment nonce the bundle answers: GPU reports must answer
+/// `tl_evidence::binding::gpu_nonce(nonce, index)`.
 pub trait EvidenceVerifier: Send + Sync {
-    fn verify(&self, bundle: &EvidenceBundle, now_unix: u64) -> Result<PlatformClaims, Rejection>;
+    fn verify(
+        &self,
+        bundle: &EvidenceBundle,
+        nonce: &[u8],
+        now_unix: u64,
+    ) -> Result<PlatformClaims, Rejection>;
 }
 
 /// Parsed DCAP collateral, one document per TEE kind and FMSPC, shared
@@ -151,8 +158,14 @@ impl SimAwareVerifier {
 }
 
 impl EvidenceVerifier for SimAwareVerifier {
-    fn verify(&self, bundle: &EvidenceBundle, now_unix: u64) -> Result<PlatformClaims, Rejection> {
+    fn verify(
+        &self,
+        bundle: &EvidenceBundle,
+        nonce: &[u8],
+        now_unix: u64,
+    ) -> Result<PlatformClaims, Rejection> {
         let mut opts = VerifyOptions::new(now_unix, self.anchors.clone());
+        opts.expected_nonce = Some(nonce.to_vec());
         let mut fmspc = None;
         if bundle.cpu.kind == CpuEvidenceKind::TdxQuote {
             (opts.collateral, fmspc) = self.select(&bundle.cpu.quote, now_unix);

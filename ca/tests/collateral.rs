@@ -67,7 +67,9 @@ fn real_quote_with_collateral_dir_is_up_to_date() {
     let v = intel_verifier(d.path());
     assert_eq!(v.collateral().len(), 2);
     let quote = std::fs::read(data("tdx/dcap-qvl/tdx_quote")).unwrap();
-    let claims = v.verify(&tdx_bundle(quote.clone()), MANIFEST_NOW).unwrap();
+    let claims = v
+        .verify(&tdx_bundle(quote.clone()), &[0u8; 32], MANIFEST_NOW)
+        .unwrap();
     assert_eq!(claims.tcb_status, TcbStatus::UpToDate);
     assert!(!claims.simulated);
     assert!(claims.tdx.is_some());
@@ -75,7 +77,9 @@ fn real_quote_with_collateral_dir_is_up_to_date() {
     assert_eq!(IssuancePolicy::default().appraise(&claims), Ok(()));
     // Past the collateral's nextUpdate.
     let (_, until) = v.collateral().iter().next().unwrap().validity_window();
-    let late = v.verify(&tdx_bundle(quote), until + 1).unwrap_err();
+    let late = v
+        .verify(&tdx_bundle(quote), &[0u8; 32], until + 1)
+        .unwrap_err();
     assert_eq!(late.code, "TDX_COLLATERAL_EXPIRED");
 }
 
@@ -97,7 +101,7 @@ fn collateral_for_another_fmspc_is_missing() {
     let v = intel_verifier(d.path());
     let quote = std::fs::read(data("tdx/dcap-qvl/tdx_quote")).unwrap();
     let r = v
-        .verify(&tdx_bundle(quote.clone()), MANIFEST_NOW)
+        .verify(&tdx_bundle(quote.clone()), &[0u8; 32], MANIFEST_NOW)
         .unwrap_err();
     assert_eq!(r.code, "EVIDENCE_COLLATERAL_MISSING");
     assert!(r.detail.contains("FMSPC"), "{}", r.detail);
@@ -106,7 +110,7 @@ fn collateral_for_another_fmspc_is_missing() {
         tl_evidence::INTEL_SGX_ROOT_CA_DER.to_vec(),
     ));
     assert_eq!(
-        bare.verify(&tdx_bundle(quote), MANIFEST_NOW)
+        bare.verify(&tdx_bundle(quote), &[0u8; 32], MANIFEST_NOW)
             .unwrap_err()
             .code,
         "EVIDENCE_COLLATERAL_MISSING"

@@ -83,6 +83,9 @@ pub struct LoaderConfig {
     /// Bound on each CA call including retries, in seconds (1..=600).
     #[serde(default = "default_ca_timeout")]
     pub ca_timeout_seconds: u64,
+    /// `[gpu]`: where GPUs are inventoried and NVML is loaded from.
+    #[serde(default)]
+    pub gpu: crate::gpu::GpuConfig,
     /// The configuration text as read (its digest goes into the event log).
     #[serde(skip)]
     source: String,
@@ -126,6 +129,7 @@ impl LoaderConfig {
             ("report_out", &c.report_out),
             ("publish_dir", &c.publish_dir),
             ("output_dir", &c.output_dir),
+            ("gpu.pci_devices_root", &c.gpu.pci_devices_root),
         ]
         .into_iter()
         .chain(
@@ -136,6 +140,13 @@ impl LoaderConfig {
             if !p.is_absolute() {
                 return Err(bad(format!("{name} must be an absolute path")));
             }
+        }
+        if c.gpu
+            .nvml_library
+            .as_ref()
+            .is_some_and(|p| !p.is_absolute())
+        {
+            return Err(bad("gpu.nvml_library must be an absolute path".into()));
         }
         Ok(c)
     }
@@ -177,6 +188,29 @@ output_dir = "/run/outputs"
         assert_eq!(c.tsm_root, PathBuf::from("/sys/kernel/config/tsm/report"));
         assert!(c.tmpfs);
         assert_eq!(c.work_base, PathBuf::from("/run"));
+        assert_eq!(
+            c.gpu.pci_devices_root,
+            PathBuf::from("/sys/bus/pci/devices")
+        );
+        assert_eq!(c.gpu.nvml_library, None);
+    }
+
+    #[test]
+    fn gpu_section() {
+        let c = LoaderConfig::from_toml(&format!(
+            "{GOOD}\n[gpu]\npci_devices_root = \"/tmp/pci\"\nnvml_library = \"/opt/nvml.so\""
+        ))
+        .unwrap();
+        assert_eq!(c.gpu.pci_devices_root, PathBuf::from("/tmp/pci"));
+        assert_eq!(c.gpu.nvml_library, Some(PathBuf::from("/opt/nvml.so")));
+        let code = |t: &str| {
+            LoaderConfig::from_toml(&format!("{GOOD}\n[gpu]\n{t}"))
+                .unwrap_err()
+                .code()
+        };
+        assert_eq!(code("nvml_library = \"nvml.so\""), "CONFIG_INVALID");
+        assert_eq!(code("pci_devices_root = \"pci\""), "CONFIG_INVALID");
+        assert_eq!(code("other = 1"), "CONFIG_INVALID");
     }
 
     #[test]

@@ -154,8 +154,20 @@ pub fn run(
     let nonce_bytes = STANDARD
         .decode(&nonce.nonce)
         .map_err(|e| Halt::new(HaltCode::CaResponseInvalid, format!("nonce: {e}")))?;
-    let bundle_gpus = Vec::new();
-    let gpu_digest = tl_evidence::binding::gpu_evidence_digest([]);
+    // GPU evidence answers nonces derived from the CA's and is bound into
+    // the CPU quote below; any GPU present but not attested halts here.
+    let gpus = crate::gpu::collect(&cfg.gpu, &nonce_bytes)?;
+    progress(
+        "gpu",
+        &format!(
+            "{} NVIDIA GPU(s) on the PCI bus, {} attestation report(s) in CC mode",
+            gpus.inventory.len(),
+            gpus.evidence.len()
+        ),
+    );
+    let bundle_gpus = gpus.evidence.clone();
+    let gpu_digest =
+        tl_evidence::binding::gpu_evidence_digest(bundle_gpus.iter().map(|g| g.report.as_slice()));
     let report_data = Binding {
         nonce: &nonce_bytes,
         signing_public_key: &spki_der,
@@ -299,6 +311,11 @@ pub fn run(
     )
     .map_err(|e| Halt::new(HaltCode::OrderInvalid, format!("signing acceptance: {e}")))?;
     client.accept_order(&accept)?;
+    // The appraisal passed: only now may the driver accept work on the GPUs.
+    if let Some(session) = &gpus.session {
+        session.set_ready()?;
+        progress("gpu", "GPUs set ready (confidential-computing ready state)");
+    }
     let digest_ev = ctx.event_log.record(Event::order_accepted(digest));
     extend(ctx, &digest_ev)?;
     progress(
