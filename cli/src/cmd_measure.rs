@@ -1246,8 +1246,8 @@ fn explain_pcrs(
             continue;
         };
         for (i, actual) in quoted {
-            let covered = replay.sources.contains_key(i)
-                || (*i == 0 && replay.startup_locality.is_some());
+            let covered =
+                replay.sources.contains_key(i) || (*i == 0 && replay.startup_locality.is_some());
             if !covered {
                 continue;
             }
