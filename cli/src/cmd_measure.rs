@@ -3,6 +3,7 @@
 //! registers with expected values. Reads files; every digest is computed by
 //! `tl-measured-boot`, every quote is parsed by `tl-evidence`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context as _};
@@ -11,6 +12,7 @@ use serde_json::{json, Value};
 use tl_evidence::bundle::{CpuEvidenceKind, EvidenceBundle};
 use tl_evidence::snp::SnpReport;
 use tl_evidence::tdx::Quote;
+use tl_evidence::tpm::{attest::hash_alg_name, TpmQuoteEvidence, TpmsAttest};
 use tl_measured_boot::snp::{
     cpu_sig, snp_launch_digest, snp_ovmf_hash, vcpu_signature, Ec2Rdx, SnpInputs, VmmType,
     VCPU_TYPES,
@@ -18,7 +20,7 @@ use tl_measured_boot::snp::{
 use tl_measured_boot::tdx::{direct_boot_rtmrs, mrtd, DirectBootInputs, PageAddOrder};
 use tl_measured_boot::uki::{predict_pcr11, predict_uki, Pcr11Prediction, CANONICAL_SECTIONS};
 use tl_measured_boot::{Digest32, Digest48};
-use tl_policy::order::{SnpRef, TdxRef};
+use tl_policy::order::{SnpRef, TdxRef, TpmRef};
 use tl_policy::SignedOrder;
 
 #[derive(Debug, clap::Subcommand)]
@@ -778,26 +780,35 @@ fn uki(a: UkiArgs) -> anyhow::Result<()> {
 /// Every difference is printed, in register order (not only the first).
 ///
 /// Expected values (--expected) come from:
-///   an order TOML (its [platform.tdx] / [platform.snp] tables; a fragment
-///     printed by `tl measure ... --policy` works too),
+///   an order TOML (its [platform.tdx] / [platform.snp] / [platform.tpm.pcrs.BANK]
+///     tables; a fragment printed by `tl measure ... --policy` works too),
 ///   a signed order envelope (DSSE JSON; signatures are not checked here),
 ///   a JSON file {"tdx": {"mrtd": HEX, "rtmr0": HEX, ...}, "snp":
-///     {"measurement": [HEX, ...]}} with the same field names as the order.
+///     {"measurement": [HEX, ...]}, "tpm": {"pcrs": {"sha256": {"7": HEX}}}}
+///     with the same field names as the order.
 ///
 /// The quote (--quote) is a raw TDX quote (v4/v5), an SEV-SNP attestation
-/// report (1184 bytes), either as hex text, or an evidence bundle JSON. It is
-/// only parsed: signatures and collateral are checked by `tl evidence
-/// verify`, not here.
+/// report (1184 bytes), either as hex text, or an evidence bundle JSON (kind
+/// tdx-quote, snp-report or tpm-quote). It is only parsed: signatures and
+/// collateral (for a TPM quote: the AK signature and the PCR digest over the
+/// PCR values) are checked by `tl evidence verify`, not here.
 ///
 /// TDX registers compared: MRTD, RTMR0..RTMR3, MRCONFIGID, MROWNER,
 /// MROWNERCONFIG, TD attributes, XFAM (each when the expectation names it).
 /// SEV-SNP: MEASUREMENT (one of the allowed values), HOST_DATA, VMPL.
+/// TPM: every pinned PCR, as PCR<n>/<bank>, in (bank, index) order, against
+/// the values of the PCRs the quote selects.
 ///
-/// --event-log CCEL: the TDX event log (the ACPI CCEL data) is replayed into
-/// RTMR0..3. For every RTMR the output lists the events that produce it, so a
-/// mismatch names the firmware, boot loader, kernel or command-line event
-/// that differs; a log that does not replay to the quote's own RTMRs is
-/// reported as such (EVENTLOG_REPLAY_MISMATCH): it cannot explain the quote.
+/// --event-log LOG: for TDX, the CCEL event log (the ACPI CCEL data) is
+/// replayed into RTMR0..3; for a TPM quote, a TCG PC Client log
+/// (binary_bios_measurements, crypto-agile or SHA-1; trailing zero padding is
+/// accepted) is replayed into the PCRs. Every row lists the events that
+/// produce its register, so a mismatch names the firmware, boot loader,
+/// kernel or command-line event that differs; a log that does not replay to
+/// the quote's own registers is reported as such (EVENTLOG_REPLAY_MISMATCH):
+/// it cannot explain the quote. For a TPM quote every quoted PCR the log
+/// covers is checked, pinned or not; PCRs the log does not cover (such as
+/// IMA's PCR10) are listed as not explained by it.
 ///
 /// Exit status 0 when every expected register matches, 1 otherwise.
 #[derive(Debug, clap::Args)]
@@ -817,7 +828,8 @@ pub struct DiffArgs {
     /// Raw quote/report, hex text, or evidence bundle JSON.
     #[arg(long, value_name = "FILE")]
     quote: PathBuf,
-    /// TDX CCEL event log to replay into RTMR0..3, explaining each register.
+    /// Event log to replay, explaining each register: TDX CCEL data (RTMR0..3)
+    /// or, for a TPM quote, a TCG PC Client log (PCRs).
     #[arg(long, value_name = "FILE")]
     event_log: Option<PathBuf>,
     /// Print the comparison as JSON.
@@ -829,6 +841,7 @@ pub struct DiffArgs {
 struct Expected {
     tdx: Option<TdxRef>,
     snp: Option<SnpRef>,
+    tpm: Option<TpmRef>,
 }
 
 fn expected_from_platform_json(platform: &Value) -> anyhow::Result<Expected> {
@@ -844,7 +857,13 @@ fn expected_from_platform_json(platform: &Value) -> anyhow::Result<Expected> {
         }
         None => None,
     };
-    Ok(Expected { tdx, snp })
+    let tpm = match platform.get("tpm") {
+        Some(v) => {
+            Some(serde_json::from_value::<TpmRef>(v.clone()).context("expected tpm values")?)
+        }
+        None => None,
+    };
+    Ok(Expected { tdx, snp, tpm })
 }
 
 fn load_expected(p: &Path) -> anyhow::Result<Expected> {
@@ -861,6 +880,7 @@ fn load_expected(p: &Path) -> anyhow::Result<Expected> {
             Expected {
                 tdx: pl.tdx.clone(),
                 snp: pl.snp.clone(),
+                tpm: pl.tpm.clone(),
             }
         } else if let Some(pl) = v.get("platform") {
             expected_from_platform_json(pl).with_context(ctx)?
@@ -894,11 +914,20 @@ fn load_expected(p: &Path) -> anyhow::Result<Expected> {
             ),
             None => None,
         };
-        Expected { tdx, snp }
+        let tpm = match pl.get("tpm") {
+            Some(t) => Some(
+                t.clone()
+                    .try_into::<TpmRef>()
+                    .context("[platform.tpm]")
+                    .with_context(ctx)?,
+            ),
+            None => None,
+        };
+        Expected { tdx, snp, tpm }
     };
-    if e.tdx.is_none() && e.snp.is_none() {
+    if e.tdx.is_none() && e.snp.is_none() && e.tpm.is_none() {
         bail!(
-            "{}: no [platform.tdx] or [platform.snp] reference values",
+            "{}: no [platform.tdx], [platform.snp] or [platform.tpm] reference values",
             p.display()
         );
     }
@@ -908,6 +937,40 @@ fn load_expected(p: &Path) -> anyhow::Result<Expected> {
 enum Evidence {
     Tdx(Box<Quote>),
     Snp(Box<SnpReport>),
+    Tpm(TpmQuote),
+}
+
+/// A TPM quote's PCR values, parsed (not verified).
+struct TpmQuote {
+    /// The values of the PCRs the quote selects, by bank name and index,
+    /// lowercase hex. Values the evidence carries for PCRs the quote does
+    /// not select are left out: the quote does not cover them.
+    pcrs: BTreeMap<String, BTreeMap<u32, String>>,
+}
+
+impl TpmQuote {
+    fn parse(ev: &TpmQuoteEvidence) -> anyhow::Result<TpmQuote> {
+        let attest = TpmsAttest::parse(&ev.attest).map_err(|e| anyhow!("{e} ({})", e.code()))?;
+        // Checks the bank names and the hex of every value.
+        let values = ev.pcr_values().map_err(|e| anyhow!("{e} ({})", e.code()))?;
+        let mut pcrs: BTreeMap<String, BTreeMap<u32, String>> = BTreeMap::new();
+        for sel in &attest.pcr_select {
+            let Some(name) = hash_alg_name(sel.hash_alg) else {
+                continue;
+            };
+            let Some(bank) = values.get(&sel.hash_alg) else {
+                continue;
+            };
+            for i in &sel.pcrs {
+                if let Some(v) = bank.get(i) {
+                    pcrs.entry(name.to_string())
+                        .or_default()
+                        .insert(*i, hex::encode(v));
+                }
+            }
+        }
+        Ok(TpmQuote { pcrs })
+    }
 }
 
 fn load_quote(p: &Path) -> anyhow::Result<Evidence> {
@@ -915,9 +978,24 @@ fn load_quote(p: &Path) -> anyhow::Result<Evidence> {
     let ctx = || format!("--quote {}", p.display());
     let trimmed = raw.trim_ascii();
     let (bytes, kind) = if trimmed.first() == Some(&b'{') {
-        let b: EvidenceBundle = serde_json::from_slice(trimmed)
-            .context("evidence bundle JSON does not decode")
-            .with_context(ctx)?;
+        let b: EvidenceBundle = match serde_json::from_slice(trimmed) {
+            Ok(b) => b,
+            Err(e) => {
+                // The TPM evidence alone (the JSON a tpm-quote bundle carries).
+                if let Ok(t) = TpmQuoteEvidence::from_json(trimmed) {
+                    return Ok(Evidence::Tpm(TpmQuote::parse(&t).with_context(ctx)?));
+                }
+                return Err(anyhow!(e))
+                    .context("evidence bundle JSON does not decode")
+                    .with_context(ctx);
+            }
+        };
+        if b.cpu.kind == CpuEvidenceKind::TpmQuote {
+            let t = TpmQuoteEvidence::from_json(&b.cpu.quote)
+                .map_err(|e| anyhow!("{e} ({})", e.code()))
+                .with_context(ctx)?;
+            return Ok(Evidence::Tpm(TpmQuote::parse(&t).with_context(ctx)?));
+        }
         (b.cpu.quote, Some(b.cpu.kind))
     } else if !trimmed.is_empty()
         && trimmed
@@ -967,7 +1045,10 @@ fn load_quote(p: &Path) -> anyhow::Result<Evidence> {
 
 #[derive(Debug, Serialize)]
 struct RegisterDiff {
-    register: &'static str,
+    register: String,
+    /// TPM rows: the bank name and PCR index.
+    #[serde(skip)]
+    pcr: Option<(String, u32)>,
     /// `match`, `mismatch` or `not-pinned`.
     status: &'static str,
     /// Expected value(s); several for SNP measurements.
@@ -991,10 +1072,12 @@ struct LoggedEvent {
     detail: String,
 }
 
-fn compare(register: &'static str, expected: Option<Vec<String>>, actual: String) -> RegisterDiff {
+fn compare(register: &str, expected: Option<Vec<String>>, actual: String) -> RegisterDiff {
+    let register = register.to_string();
     match expected {
         None => RegisterDiff {
             register,
+            pcr: None,
             status: "not-pinned",
             expected: vec![],
             actual,
@@ -1005,6 +1088,7 @@ fn compare(register: &'static str, expected: Option<Vec<String>>, actual: String
             let ok = exp.iter().any(|e| e.eq_ignore_ascii_case(&actual));
             RegisterDiff {
                 register,
+                pcr: None,
                 status: if ok { "match" } else { "mismatch" },
                 expected: exp,
                 actual,
@@ -1114,6 +1198,99 @@ fn explain_rtmrs(rows: &mut [RegisterDiff], log_path: &std::path::Path) -> anyho
     Ok(())
 }
 
+/// One row per pinned PCR, `PCR<n>/<bank>`, in (bank, index) order.
+fn diff_tpm(t: &TpmRef, q: &TpmQuote) -> Vec<RegisterDiff> {
+    let mut out = Vec::new();
+    for (bank, pinned) in &t.pcrs {
+        for (i, want) in pinned {
+            let actual = q
+                .pcrs
+                .get(bank)
+                .and_then(|b| b.get(i))
+                .cloned()
+                .unwrap_or_default();
+            let mut row = compare(
+                &format!("PCR{i}/{bank}"),
+                Some(vec![want.to_string()]),
+                actual,
+            );
+            row.pcr = Some((bank.clone(), *i));
+            out.push(row);
+        }
+    }
+    out
+}
+
+/// Replay a TCG PC Client log into the PCRs. Every quoted PCR that the log
+/// covers (an event extends it, or PCR0's startup locality is logged) is
+/// checked against the quote, pinned or not: a PCR the log does not replay
+/// to gets `log_replay` (and a not-pinned row when it had none). Rows get the
+/// events replayed into their PCR, with that bank's digests. Returns the
+/// pinned rows that the log does not explain because it does not cover them
+/// (no event for that PCR, or no such bank in the log).
+fn explain_pcrs(
+    rows: &mut Vec<RegisterDiff>,
+    q: &TpmQuote,
+    log_path: &Path,
+) -> anyhow::Result<Vec<String>> {
+    use tl_measured_boot::eventlog::{EventLog, HashAlg};
+    let bytes = read(log_path)?;
+    let log = EventLog::parse_padded(&bytes)
+        .map_err(|e| anyhow!("{}: {e}", e.code()))
+        .with_context(|| format!("--event-log {}", log_path.display()))?;
+    let replay = log.replay();
+    let mut explained: Vec<(String, u32)> = Vec::new();
+    for (bank, quoted) in &q.pcrs {
+        let Some(alg) = HashAlg::from_name(bank).filter(|a| replay.registers.contains_key(a))
+        else {
+            continue;
+        };
+        for (i, actual) in quoted {
+            let covered =
+                replay.sources.contains_key(i) || (*i == 0 && replay.startup_locality.is_some());
+            if !covered {
+                continue;
+            }
+            let replayed = replay.value(alg, *i).map(hex::encode).unwrap_or_default();
+            let differs = !replayed.eq_ignore_ascii_case(actual);
+            let key = (bank.clone(), *i);
+            let pos = match rows.iter().position(|r| r.pcr.as_ref() == Some(&key)) {
+                Some(p) => p,
+                None if differs => {
+                    let mut row = compare(&format!("PCR{i}/{bank}"), None, actual.clone());
+                    row.pcr = Some(key.clone());
+                    rows.push(row);
+                    rows.len() - 1
+                }
+                None => continue,
+            };
+            let Some(row) = rows.get_mut(pos) else {
+                continue;
+            };
+            explained.push(key);
+            if differs {
+                row.log_replay = Some(replayed);
+            }
+            for &ev in replay.sources.get(i).map(Vec::as_slice).unwrap_or_default() {
+                if let Some(e) = log.events.get(ev) {
+                    row.events.push(LoggedEvent {
+                        index: e.index,
+                        event_type: e.event_type.to_string(),
+                        digest: e.digest(alg).map(hex::encode).unwrap_or_default(),
+                        detail: short_detail(&e.parsed),
+                    });
+                }
+            }
+        }
+    }
+    rows.sort_by(|a, b| a.pcr.cmp(&b.pcr));
+    Ok(rows
+        .iter()
+        .filter(|r| r.pcr.as_ref().is_some_and(|k| !explained.contains(k)))
+        .map(|r| r.register.clone())
+        .collect())
+}
+
 fn short_detail(d: &tl_measured_boot::eventlog::EventDetail) -> String {
     let mut s = format!("{d:?}");
     if s.len() > 100 {
@@ -1127,9 +1304,12 @@ fn short_detail(d: &tl_measured_boot::eventlog::EventDetail) -> String {
     s
 }
 
+const TPM_PARSE_ONLY: &str = "the TPM quote is parsed, not verified: `tl evidence verify` checks its signature and that its PCR digest covers these PCR values";
+
 fn diff(a: DiffArgs) -> anyhow::Result<()> {
     let exp = load_expected(&a.expected)?;
     let ev = load_quote(&a.quote)?;
+    let mut not_in_log: Option<Vec<String>> = None;
     let (tee, rows) = match &ev {
         Evidence::Tdx(q) => {
             let t = exp.tdx.as_ref().ok_or_else(|| {
@@ -1152,31 +1332,53 @@ fn diff(a: DiffArgs) -> anyhow::Result<()> {
                 )
             })?;
             if a.event_log.is_some() {
-                bail!("--event-log applies to TDX quotes (CCEL); SEV-SNP has no runtime registers");
+                bail!("--event-log applies to TDX (CCEL) and TPM quotes (TCG log); SEV-SNP has no runtime registers");
             }
             ("sev-snp", diff_snp(s, r))
         }
+        Evidence::Tpm(q) => {
+            let t = exp.tpm.as_ref().ok_or_else(|| {
+                anyhow!(
+                    "the quote is a TPM quote but {} has no [platform.tpm] values",
+                    a.expected.display()
+                )
+            })?;
+            let mut rows = diff_tpm(t, q);
+            if let Some(log) = &a.event_log {
+                not_in_log = Some(explain_pcrs(&mut rows, q, log)?);
+            }
+            ("tpm", rows)
+        }
     };
-    let log_mismatch: Vec<&'static str> = rows
+    let log_mismatch: Vec<&str> = rows
         .iter()
         .filter(|r| r.log_replay.is_some())
-        .map(|r| r.register)
+        .map(|r| r.register.as_str())
         .collect();
-    let mismatches: Vec<&'static str> = rows
+    let mismatches: Vec<&str> = rows
         .iter()
         .filter(|r| r.status == "mismatch")
-        .map(|r| r.register)
+        .map(|r| r.register.as_str())
         .collect();
     if a.json {
-        let out = json!({
+        let mut out = json!({
             "tee": tee,
             "ok": mismatches.is_empty() && log_mismatch.is_empty(),
             "mismatches": mismatches,
             "log_does_not_explain": log_mismatch,
             "registers": rows,
         });
+        if tee == "tpm" {
+            out["note"] = json!(TPM_PARSE_ONLY);
+            if let Some(n) = &not_in_log {
+                out["not_in_log"] = json!(n);
+            }
+        }
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
+        if tee == "tpm" {
+            println!("note: {TPM_PARSE_ONLY}");
+        }
         for r in &rows {
             match r.status {
                 "mismatch" => {
@@ -1184,7 +1386,11 @@ fn diff(a: DiffArgs) -> anyhow::Result<()> {
                     for e in &r.expected {
                         println!("  expected {e}");
                     }
-                    println!("  actual   {}", r.actual);
+                    if r.actual.is_empty() {
+                        println!("  actual   (not in the quote)");
+                    } else {
+                        println!("  actual   {}", r.actual);
+                    }
                     for e in &r.events {
                         println!(
                             "    event {:>3} {:<36} {} {}",
@@ -1212,6 +1418,12 @@ fn diff(a: DiffArgs) -> anyhow::Result<()> {
                 .any(|r| r.register == "RTMR0" && r.status == "mismatch")
         {
             println!("note: RTMR0 is not predicted from artifacts; it depends on QEMU's ACPI tables and the firmware's configuration");
+        }
+        if let Some(n) = not_in_log.as_ref().filter(|n| !n.is_empty()) {
+            println!(
+                "note: the event log has no events for {} (not explained by it)",
+                n.join(", ")
+            );
         }
     }
     if !log_mismatch.is_empty() {

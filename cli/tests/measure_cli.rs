@@ -778,3 +778,400 @@ fn diff_snp_report_measurement() {
         stderr(&out)
     );
 }
+
+// ---------- TPM: GCE Shielded VM (go-attestation windows_gcp_shielded_vm.json) ----------
+
+/// The GCE quote as a `tpm-quote` evidence bundle, its event log, and its
+/// SHA-1 PCR values (index -> hex), all taken from the go-attestation dump.
+struct Gce {
+    bundle: PathBuf,
+    evidence: Vec<u8>,
+    log: Vec<u8>,
+    pcrs: std::collections::BTreeMap<u32, String>,
+}
+
+fn gce(dir: &Path) -> Gce {
+    use base64::{engine::general_purpose::STANDARD, Engine};
+    let dump: Value = serde_json::from_slice(
+        &std::fs::read(shared(
+            "tpm-eventlog/go-attestation/windows_gcp_shielded_vm.json",
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let b64 = |v: &Value| STANDARD.decode(v.as_str().unwrap()).unwrap();
+    // The PCR values are SHA-1 (DigestAlg = go's crypto.SHA1 = 3), PCR0..23.
+    let pcrs: std::collections::BTreeMap<u32, String> = dump["Log"]["PCRs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            assert_eq!(p["DigestAlg"], 3);
+            (
+                u32::try_from(p["Index"].as_u64().unwrap()).unwrap(),
+                hex::encode(b64(&p["Digest"])),
+            )
+        })
+        .collect();
+    assert_eq!(pcrs.len(), 24);
+    let ev = tl_evidence::tpm::TpmQuoteEvidence {
+        attest: b64(&dump["Quote"]["Quote"]),
+        signature: b64(&dump["Quote"]["Signature"]),
+        ak_public: b64(&dump["AK"]["Public"]),
+        pcrs: [(
+            "sha1".to_owned(),
+            pcrs.iter().map(|(i, h)| (*i, h.clone())).collect(),
+        )]
+        .into_iter()
+        .collect(),
+    };
+    let evidence = ev.to_json();
+    let bundle = dir.join("gce-bundle.json");
+    std::fs::write(
+        &bundle,
+        json!({"version": 1, "cpu": {"kind": "tpm-quote", "quote": STANDARD.encode(&evidence)}})
+            .to_string(),
+    )
+    .unwrap();
+    Gce {
+        bundle,
+        evidence,
+        log: b64(&dump["Log"]["Raw"]),
+        pcrs,
+    }
+}
+
+fn flip20(h: &str) -> String {
+    let mut v = hex::decode(h).unwrap();
+    v[0] ^= 0xff;
+    hex::encode(v)
+}
+
+fn register_status(j: &Value) -> Vec<(String, String)> {
+    j["registers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["register"].as_str().unwrap().to_owned(),
+                r["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn rows(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
+}
+
+/// Expected values: PCR 0, 4, 7, 10 and 14 of the quote, 4 and 14 altered
+/// (14 sorts before 4 as text: the rows must be in index order).
+fn gce_expected(g: &Gce, dir: &Path) -> PathBuf {
+    let p = &g.pcrs;
+    let values = json!({"tpm": {"pcrs": {"sha1": {
+        "0": p[&0], "4": flip20(&p[&4]), "7": p[&7], "10": p[&10], "14": flip20(&p[&14]),
+    }}}});
+    let path = dir.join("expected.json");
+    std::fs::write(&path, values.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn diff_lists_every_tpm_pcr_mismatch_in_bank_and_index_order() {
+    let dir = scratch("diff-tpm");
+    let g = gce(&dir);
+    let vpath = gce_expected(&g, &dir);
+    let (v, qp) = (vpath.to_str().unwrap(), g.bundle.to_str().unwrap());
+
+    let out = tl(&["measure", "diff", "--expected", v, "--quote", qp, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["tee"], "tpm");
+    assert_eq!(j["ok"], false);
+    assert_eq!(j["mismatches"], json!(["PCR4/sha1", "PCR14/sha1"]));
+    assert_eq!(j["log_does_not_explain"], json!([]));
+    assert!(j["note"].as_str().unwrap().contains("tl evidence verify"));
+    assert_eq!(
+        register_status(&j),
+        rows(&[
+            ("PCR0/sha1", "match"),
+            ("PCR4/sha1", "mismatch"),
+            ("PCR7/sha1", "match"),
+            ("PCR10/sha1", "match"),
+            ("PCR14/sha1", "mismatch"),
+        ])
+    );
+    let r4 = &j["registers"][1];
+    assert_eq!(r4["actual"], g.pcrs[&4]);
+    assert_eq!(r4["expected"], json!([flip20(&g.pcrs[&4])]));
+    assert!(r4.get("events").is_none());
+    assert!(
+        stderr(&out).contains("2 register(s) differ: PCR4/sha1, PCR14/sha1"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Text output: the same two, in order, and the parse-only note.
+    let text = stdout(&tl(&["measure", "diff", "--expected", v, "--quote", qp]));
+    let mism: Vec<&str> = text.lines().filter(|l| l.starts_with("MISMATCH")).collect();
+    assert_eq!(mism, ["MISMATCH PCR4/sha1", "MISMATCH PCR14/sha1"]);
+    assert!(text.contains("tl evidence verify"), "{text}");
+    let help = stdout(&tl(&["measure", "diff", "--help"]));
+    assert!(
+        help.contains("tpm-quote") && help.contains("PCR digest"),
+        "{help}"
+    );
+
+    // The same as an order fragment (TOML), with a SHA-256 PCR the quote does
+    // not select: a mismatch too, listed after the sha1 bank.
+    let toml = format!(
+        "[platform.tpm.pcrs.sha1]\n\"7\" = \"{}\"\n\"14\" = \"{}\"\n[platform.tpm.pcrs.sha256]\n\"0\" = \"{}\"\n",
+        g.pcrs[&7],
+        flip20(&g.pcrs[&14]),
+        "ab".repeat(32)
+    );
+    let tpath = dir.join("expected.toml");
+    std::fs::write(&tpath, toml).unwrap();
+    let out = tl(&[
+        "measure",
+        "diff",
+        "--expected",
+        tpath.to_str().unwrap(),
+        "--quote",
+        qp,
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["mismatches"], json!(["PCR14/sha1", "PCR0/sha256"]));
+    assert_eq!(j["registers"][2]["actual"], "");
+
+    // All equal, and the TPM evidence JSON alone as --quote: exit 0.
+    let good = json!({"tpm": {"pcrs": {"sha1": {"0": g.pcrs[&0], "7": g.pcrs[&7]}}}});
+    std::fs::write(&vpath, good.to_string()).unwrap();
+    let bare = dir.join("tpm-evidence.json");
+    std::fs::write(&bare, &g.evidence).unwrap();
+    for q in [qp, bare.to_str().unwrap()] {
+        let out = tl(&["measure", "diff", "--expected", v, "--quote", q]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+
+    // A TDX-only expectation against a TPM quote is refused.
+    std::fs::write(
+        &vpath,
+        json!({"tdx": {"mrtd": "00".repeat(48)}}).to_string(),
+    )
+    .unwrap();
+    let out = tl(&["measure", "diff", "--expected", v, "--quote", qp]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no [platform.tpm]"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A truncated TPMS_ATTEST is refused with the parser's reason, one line.
+    let mut ev: Value = serde_json::from_slice(&g.evidence).unwrap();
+    let attest = ev["attest"].as_str().unwrap().to_owned();
+    ev["attest"] = json!(attest[..attest.len() - 2]);
+    std::fs::write(&bare, ev.to_string()).unwrap();
+    std::fs::write(&vpath, good.to_string()).unwrap();
+    let out = tl(&[
+        "measure",
+        "diff",
+        "--expected",
+        v,
+        "--quote",
+        bare.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("TPM_ATTEST_MALFORMED"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+}
+
+#[test]
+fn diff_explains_tpm_pcrs_with_the_event_log() {
+    use aws_lc_rs::digest::{digest, SHA1_FOR_LEGACY_USE_ONLY};
+    let dir = scratch("diff-tpm-log");
+    let g = gce(&dir);
+    let vpath = gce_expected(&g, &dir);
+    let log = dir.join("binary_bios_measurements");
+    std::fs::write(&log, &g.log).unwrap();
+    // The same log with trailing zero padding (a fixed-size region).
+    let padded = dir.join("padded");
+    let mut p = g.log.clone();
+    p.extend_from_slice(&[0u8; 4096]);
+    std::fs::write(&padded, p).unwrap();
+
+    for l in [&log, &padded] {
+        let out = tl(&[
+            "measure",
+            "diff",
+            "--expected",
+            vpath.to_str().unwrap(),
+            "--quote",
+            g.bundle.to_str().unwrap(),
+            "--event-log",
+            l.to_str().unwrap(),
+            "--json",
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(
+            !stderr(&out).contains("EVENTLOG_REPLAY_MISMATCH"),
+            "{}",
+            stderr(&out)
+        );
+        let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+        // The log replays to the quote's PCRs, so it explains them ...
+        assert_eq!(j["log_does_not_explain"], json!([]));
+        assert_eq!(j["mismatches"], json!(["PCR4/sha1", "PCR14/sha1"]));
+        // ... except PCR10, which it does not cover.
+        assert_eq!(j["not_in_log"], json!(["PCR10/sha1"]));
+        let regs = j["registers"].as_array().unwrap();
+        assert_eq!(regs.len(), 5);
+        for r in regs {
+            let name = r["register"].as_str().unwrap();
+            let events = r["events"].as_array();
+            if name == "PCR10/sha1" {
+                assert!(events.is_none(), "{r}");
+                continue;
+            }
+            let events = events.unwrap_or_else(|| panic!("{name} has no events"));
+            assert!(!events.is_empty());
+            assert!(events
+                .iter()
+                .all(|e| e["digest"].as_str().unwrap().len() == 40
+                    && !e["event_type"].as_str().unwrap().is_empty()));
+            // The listed events extend to the quoted value (PCR4 and PCR14
+            // start from zeros; PCR0 may start from the startup locality).
+            if name != "PCR0/sha1" {
+                let mut pcr = vec![0u8; 20];
+                for e in events {
+                    pcr.extend(hex::decode(e["digest"].as_str().unwrap()).unwrap());
+                    pcr = digest(&SHA1_FOR_LEGACY_USE_ONLY, &pcr).as_ref().to_vec();
+                }
+                assert_eq!(hex::encode(&pcr), r["actual"].as_str().unwrap(), "{name}");
+            }
+        }
+    }
+
+    // Text output names the events under each mismatch.
+    let text = stdout(&tl(&[
+        "measure",
+        "diff",
+        "--expected",
+        vpath.to_str().unwrap(),
+        "--quote",
+        g.bundle.to_str().unwrap(),
+        "--event-log",
+        log.to_str().unwrap(),
+    ]));
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == "MISMATCH PCR14/sha1")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(lines[at + 3].trim_start().starts_with("event "), "{text}");
+    assert!(!text.contains("LOG DOES NOT EXPLAIN"), "{text}");
+}
+
+#[test]
+fn diff_tpm_with_another_event_log_is_a_replay_mismatch() {
+    let dir = scratch("diff-tpm-other");
+    let g = gce(&dir);
+    let vpath = gce_expected(&g, &dir);
+    // A GCE Debian 10 log (SHA-1 legacy) and an Arch Linux workstation log
+    // (crypto-agile, SHA-1 and SHA-256): neither is this quote's.
+    for (other, not_pinned) in [
+        ("tpm-eventlog/go-eventlog-tpm/debian-10.bin", "PCR1/sha1"),
+        (
+            "tpm-eventlog/go-eventlog-tpm/arch-linux-workstation.bin",
+            "PCR1/sha1",
+        ),
+    ] {
+        let other = shared(other);
+        let out = tl(&[
+            "measure",
+            "diff",
+            "--expected",
+            vpath.to_str().unwrap(),
+            "--quote",
+            g.bundle.to_str().unwrap(),
+            "--event-log",
+            other.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("EVENTLOG_REPLAY_MISMATCH"),
+            "{}",
+            stderr(&out)
+        );
+        let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let bad: Vec<&str> = j["log_does_not_explain"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        // Pinned PCRs the log covers, and quoted PCRs nobody pinned.
+        for want in ["PCR0/sha1", "PCR4/sha1", "PCR7/sha1", not_pinned] {
+            assert!(bad.contains(&want), "{want} not in {bad:?}");
+        }
+        let pcr0 = j["registers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["register"] == "PCR0/sha1")
+            .unwrap();
+        assert_eq!(pcr0["status"], "match");
+        assert_eq!(pcr0["log_replay"].as_str().unwrap().len(), 40);
+        assert_ne!(pcr0["log_replay"], pcr0["actual"]);
+        let pcr1 = j["registers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["register"] == "PCR1/sha1")
+            .unwrap();
+        assert_eq!(pcr1["status"], "not-pinned");
+        // Text output says so.
+        let text = stdout(&tl(&[
+            "measure",
+            "diff",
+            "--expected",
+            vpath.to_str().unwrap(),
+            "--quote",
+            g.bundle.to_str().unwrap(),
+            "--event-log",
+            other.to_str().unwrap(),
+        ]));
+        assert!(text.contains("LOG DOES NOT EXPLAIN PCR0/sha1"), "{text}");
+    }
+
+    // A log that does not parse is refused with its reason.
+    let junk = dir.join("junk");
+    std::fs::write(&junk, &g.log[..g.log.len() - 3]).unwrap();
+    let out = tl(&[
+        "measure",
+        "diff",
+        "--expected",
+        vpath.to_str().unwrap(),
+        "--quote",
+        g.bundle.to_str().unwrap(),
+        "--event-log",
+        junk.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("EVENTLOG_TRUNCATED"),
+        "{}",
+        stderr(&out)
+    );
+}
