@@ -103,9 +103,173 @@ pub struct VerifyArgs {
     /// certificates) or a DER VCEK/VLEK. Replaces any chain in the evidence.
     #[arg(long, value_name = "FILE")]
     certs: Option<PathBuf>,
+    /// NVIDIA GPU: FILE is an SPDM attestation report (hex text or binary, as
+    /// NVML returns it) and this is its device certificate chain (PEM). The
+    /// report is checked against NVIDIA's device root shipped with tl.
+    #[arg(long, value_name = "PEM", requires = "gpu_nonce")]
+    gpu_certs: Option<PathBuf>,
+    /// NVIDIA GPU: the 32-byte nonce (64 hex digits) the report must answer.
+    #[arg(long, value_name = "HEX")]
+    gpu_nonce: Option<String>,
+    /// NVIDIA GPU: a signed reference integrity manifest (SWID tag) to compare
+    /// the report's measurements with, index by index (repeatable: driver and
+    /// VBIOS RIMs). Every mismatch is listed; any mismatch fails.
+    #[arg(long, value_name = "SWIDTAG")]
+    rim: Vec<PathBuf>,
+    /// NVIDIA GPU: measurement indices (SPDM numbering) whose RIM mismatch
+    /// policy tolerates; still reported. Default: none.
+    #[arg(long, value_name = "INDEX,...", value_delimiter = ',')]
+    tolerate_index: Vec<u32>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// What `tl evidence verify --gpu-certs` found.
+#[derive(Serialize)]
+struct GpuReport {
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    claims: Option<tl_evidence::GpuClaims>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fwid: Option<String>,
+    rim_compared: Vec<u32>,
+    rim_mismatches: Vec<GpuRimMismatch>,
+    rim_tolerated: Vec<GpuRimMismatch>,
+}
+
+#[derive(Serialize)]
+struct GpuRimMismatch {
+    index: u32,
+    expected: Vec<String>,
+    actual: Option<String>,
+    rim: String,
+}
+
+fn verify_gpu(a: &VerifyArgs, chain_path: &std::path::Path) -> anyhow::Result<()> {
+    use tl_evidence::nvidia::{certs, rim, spdm, GpuAnchors};
+    let raw = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+    let now = match &a.at {
+        Some(t) => parse_time(t)?,
+        None => crate::cmd_report::now_unix(),
+    };
+    let nonce: [u8; 32] = hex::decode(a.gpu_nonce.as_deref().unwrap_or_default().trim())
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| anyhow!("--gpu-nonce: expected 64 hex digits"))?;
+    let bytes = if raw
+        .iter()
+        .all(|c| c.is_ascii_hexdigit() || c.is_ascii_whitespace())
+    {
+        spdm::decode_hex_report(&raw).map_err(|e| anyhow!("{}: {e}", e.code()))?
+    } else {
+        raw
+    };
+    let pem =
+        std::fs::read(chain_path).with_context(|| format!("reading {}", chain_path.display()))?;
+    let chain = certs::pem_certificates(&pem, certs::ChainKind::Device)
+        .map_err(|e| anyhow!("{}: {e}", e.code()))?;
+    let mut out = GpuReport {
+        ok: false,
+        code: None,
+        error: None,
+        claims: None,
+        fwid: None,
+        rim_compared: vec![],
+        rim_mismatches: vec![],
+        rim_tolerated: vec![],
+    };
+    match tl_evidence::nvidia::verify_report(&bytes, &chain, &nonce, &GpuAnchors::nvidia(), now) {
+        Err(e) => {
+            out.code = Some(e.code());
+            out.error = Some(e.to_string());
+        }
+        Ok(v) => {
+            out.fwid = v.info.fwid.map(hex::encode);
+            // CC mode is not signed by the GPU; the loader asserts it (see docs/formats/gpu.md).
+            out.claims = Some(v.claims(0, true, false));
+            let measurements = v.measurements();
+            let mut rims = Vec::new();
+            for p in &a.rim {
+                let xml = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+                rims.push(
+                    rim::verify_rim(&xml, &rim::RimAnchors::nvidia(), now)
+                        .map_err(|e| anyhow!("{}: {}: {e}", p.display(), e.code()))?,
+                );
+            }
+            let refs: Vec<&rim::Rim> = rims.iter().collect();
+            let tolerate = a.tolerate_index.iter().copied().collect();
+            let c = rim::compare(&measurements, &refs, &tolerate);
+            let conv = |m: &rim::RimMismatch| GpuRimMismatch {
+                index: m.index,
+                expected: m.expected.clone(),
+                actual: m.actual.clone(),
+                rim: m.rim.clone(),
+            };
+            out.rim_compared = c.compared.iter().copied().collect();
+            out.rim_mismatches = c.mismatches.iter().map(conv).collect();
+            out.rim_tolerated = c.tolerated.iter().map(conv).collect();
+            if !c.ok() {
+                out.code = Some("GPU_RIM_MISMATCH");
+            }
+            out.ok = c.ok();
+        }
+    }
+    crate::output::emit(a.json, &out, |r| {
+        match (&r.claims, r.code) {
+            (Some(c), _) => {
+                println!("GPU report: signature, device chain to NVIDIA's root and nonce verified");
+                println!("  driver          {}", c.driver_version);
+                println!("  vbios           {}", c.vbios_version);
+                if let Some(f) = &r.fwid {
+                    println!("  fwid            {f}");
+                }
+                for (i, m) in &c.measurements {
+                    println!("  measurement {i:>3} {m}");
+                }
+                if !r.rim_compared.is_empty() {
+                    println!("  RIM indices compared: {}", r.rim_compared.len());
+                }
+                for m in &r.rim_mismatches {
+                    println!(
+                        "  RIM MISMATCH index {} ({}): expected one of {:?}, got {:?}",
+                        m.index, m.rim, m.expected, m.actual
+                    );
+                }
+                for m in &r.rim_tolerated {
+                    println!(
+                        "  RIM mismatch tolerated by policy: index {} ({})",
+                        m.index, m.rim
+                    );
+                }
+            }
+            (None, Some(code)) => println!(
+                "GPU report: REJECTED ({code}): {}",
+                r.error.as_deref().unwrap_or("")
+            ),
+            (None, None) => {}
+        }
+        println!(
+            "verdict: {}",
+            if r.ok {
+                "ok"
+            } else {
+                r.code.unwrap_or("rejected")
+            }
+        );
+    })?;
+    if out.ok {
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "verification failed: {}",
+            out.code.unwrap_or("GPU_REJECTED")
+        ))
+    }
 }
 
 pub fn run(cmd: Cmd) -> anyhow::Result<()> {
@@ -280,6 +444,9 @@ enum Evidence {
 }
 
 fn verify(a: VerifyArgs) -> anyhow::Result<()> {
+    if let Some(chain) = &a.gpu_certs {
+        return verify_gpu(&a, chain);
+    }
     let report = evaluate(&a)?;
     crate::output::emit(a.json, &report, print_human)?;
     if report.ok {
