@@ -1,4 +1,6 @@
 //! `tl evidence verify` on real NVIDIA H100 evidence: report, device chain,
+
+#![allow(clippy::unwrap_used)]
 //! nonce and RIM comparison, with every mismatch listed.
 
 use std::path::PathBuf;
