@@ -941,6 +941,10 @@ mod tests {
             accept_tcb: Vec::new(),
             allow_debug: false,
             certs: None,
+            gpu_certs: None,
+            gpu_nonce: None,
+            rim: Vec::new(),
+            tolerate_index: Vec::new(),
             json: true,
         }
     }

@@ -1,7 +1,7 @@
 //! `tl evidence verify` on real NVIDIA H100 evidence: report, device chain,
+//! nonce and RIM comparison, with every mismatch listed.
 
 #![allow(clippy::unwrap_used)]
-//! nonce and RIM comparison, with every mismatch listed.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
