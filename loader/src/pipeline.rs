@@ -104,6 +104,8 @@ pub fn run(
 
     // 1. TEE and keys. Local keys exist before the quote so the quote binds them.
     let provider = provider_for(cfg)?;
+    let _sim_tee = start_sim_tee(cfg, progress)?;
+    record_firmware_log(cfg, ctx, progress)?;
     progress(
         "tee",
         &format!(
@@ -130,8 +132,9 @@ pub fn run(
         .ok()
         .and_then(|v| v.into_iter().next())
         .ok_or_else(|| Halt::new(HaltCode::ConfigInvalid, "ca_root holds no certificate"))?;
-    let client = CaClient::new(
+    let client = CaClient::with_tls_name(
         &cfg.ca_url,
+        cfg.ca_tls_name.as_deref(),
         &ca_root_der,
         Duration::from_secs(cfg.ca_timeout_seconds),
         Duration::from_secs(cfg.ca_timeout_seconds.min(10)),
@@ -212,6 +215,17 @@ pub fn run(
         ),
     );
     publish_identity(cfg, &enrolled.chain_pem, &keys, &enrolled.claims)?;
+    relay_publish(
+        cfg,
+        &[
+            publish::CLAIMS,
+            publish::ENCRYPTION_KEY,
+            publish::CERTIFICATE,
+        ],
+        &cfg.publish_dir,
+        "",
+        HaltCode::OrderUnavailable,
+    )?;
     progress(
         "publish",
         &format!(
@@ -637,6 +651,31 @@ pub fn run(
             cfg.report_out.display()
         ),
     );
+    let outputs: Vec<String> = order
+        .outputs()
+        .iter()
+        .flat_map(|o| {
+            let n = o.name.as_str();
+            std::iter::once(format!("{n}.sealed")).chain(
+                o.recipients
+                    .iter()
+                    .map(move |r| format!("{n}.{}.grant", r.as_str())),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = outputs.iter().map(String::as_str).collect();
+    relay_publish(
+        cfg,
+        &names,
+        &cfg.output_dir,
+        "outputs/",
+        HaltCode::OutputFailed,
+    )?;
+    if let Some(name) = cfg.report_out.file_name().and_then(|n| n.to_str()) {
+        if let Some(dir) = cfg.report_out.parent() {
+            relay_publish(cfg, &[name], dir, "report/", HaltCode::ReportFailed)?;
+        }
+    }
     Ok(RunSummary {
         report: signed,
         inclusion,
@@ -715,6 +754,28 @@ fn publish_identity(
 
 fn wait_for_order(cfg: &LoaderConfig, progress: Progress) -> Result<Vec<u8>, Halt> {
     let deadline = Instant::now() + Duration::from_secs(cfg.deadline_seconds);
+    if let Some(url) = &cfg.order_url {
+        progress(
+            "order",
+            &format!(
+                "waiting up to {} s for the order bundle at {url}",
+                cfg.deadline_seconds
+            ),
+        );
+        fs::create_dir_all(&cfg.order_source_dir).map_err(|e| {
+            io_halt(
+                HaltCode::WorkdirFailed,
+                "creating",
+                &cfg.order_source_dir,
+                e,
+            )
+        })?;
+        let n = crate::relay::fetch_order(url, &cfg.order_source_dir, deadline)?;
+        progress(
+            "order",
+            &format!("{n} files received into {}", cfg.order_source_dir.display()),
+        );
+    }
     let ready = cfg.order_source_dir.join(source::READY);
     progress(
         "order",
@@ -747,4 +808,100 @@ fn wait_for_order(cfg: &LoaderConfig, progress: Progress) -> Result<Vec<u8>, Hal
         ));
     }
     fs::read(&p).map_err(|e| io_halt(HaltCode::OrderUnavailable, "reading", &p, e))
+}
+
+// ---- PID 1 mode and the relayed order source (image/README.md) ----
+
+/// With `sim_seed_file` (only accepted with `tee = "sim"` and
+/// `allow_simulation = true`), serve the simulated TEE's configfs-tsm-shaped
+/// directory at `tsm_root` from inside the loader, for the life of the run.
+fn start_sim_tee(
+    cfg: &LoaderConfig,
+    progress: Progress,
+) -> Result<Option<crate::sim_tsm::SimTsmServer>, Halt> {
+    let Some(seed_path) = &cfg.sim_seed_file else {
+        return Ok(None);
+    };
+    if !(cfg.tee == TeeChoice::Sim && cfg.allow_simulation) {
+        return Err(Halt::new(
+            HaltCode::SimulationNotEnabled,
+            "sim_seed_file without tee = \"sim\" and allow_simulation",
+        ));
+    }
+    let seed = fs::read(seed_path)
+        .map_err(|e| io_halt(HaltCode::ConfigInvalid, "reading", seed_path, e))?;
+    let seed: [u8; 32] = seed.as_slice().try_into().map_err(|_| {
+        Halt::new(
+            HaltCode::ConfigInvalid,
+            format!("{} must hold 32 bytes", seed_path.display()),
+        )
+    })?;
+    let sim = tl_evidence::sim::SimTee::from_seed(seed);
+    let meas = tl_evidence::sim::SimMeasurements::default();
+    let quote: crate::sim_tsm::QuoteFn = Arc::new(move |rd: &[u8; 64]| sim.tdx_quote(rd, &meas));
+    let server = crate::sim_tsm::SimTsmServer::start(cfg.tsm_root.clone(), SIM_PROVIDER, quote)
+        .map_err(|e| io_halt(HaltCode::TeeUnavailable, "serving", &cfg.tsm_root, e))?;
+    progress(
+        "tee",
+        &format!(
+            "SIMULATED TEE served by the loader itself at {} (seed {})",
+            cfg.tsm_root.display(),
+            seed_path.display()
+        ),
+    );
+    Ok(Some(server))
+}
+
+/// With `firmware_event_log`, read the firmware's TCG event log, show its
+/// size and digest and record it in the event log (extended like any event).
+fn record_firmware_log(
+    cfg: &LoaderConfig,
+    ctx: &mut HaltContext,
+    progress: Progress,
+) -> Result<(), Halt> {
+    let Some(path) = &cfg.firmware_event_log else {
+        return Ok(());
+    };
+    let bytes =
+        fs::read(path).map_err(|e| io_halt(HaltCode::EvidenceCollectFailed, "reading", path, e))?;
+    let sha256 = hex::encode(tl_ca::sha256(&bytes));
+    progress(
+        "firmware",
+        &format!(
+            "TCG event log {} ({} bytes, sha256 {sha256})",
+            path.display(),
+            bytes.len()
+        ),
+    );
+    let ev = ctx.event_log.record(Event::FirmwareEventLog {
+        path: path.display().to_string(),
+        size: bytes.len() as u64,
+        sha256,
+    });
+    extend(ctx, &ev)
+}
+
+/// With `publish_url`, post the named files of `dir` as `<prefix><name>`.
+fn relay_publish(
+    cfg: &LoaderConfig,
+    names: &[&str],
+    dir: &Path,
+    prefix: &str,
+    code: HaltCode,
+) -> Result<(), Halt> {
+    let Some(url) = &cfg.publish_url else {
+        return Ok(());
+    };
+    let mut files = Vec::new();
+    for n in names {
+        let p = dir.join(n);
+        let b = fs::read(&p).map_err(|e| io_halt(code, "reading", &p, e))?;
+        files.push((format!("{prefix}{n}"), b));
+    }
+    crate::relay::publish(
+        url,
+        &files,
+        Duration::from_secs(cfg.ca_timeout_seconds),
+        code,
+    )
 }
