@@ -139,6 +139,11 @@ pub fn run(
         Duration::from_secs(cfg.ca_timeout_seconds),
         Duration::from_secs(cfg.ca_timeout_seconds.min(10)),
     )?;
+    let relay = cfg
+        .publish_url
+        .as_ref()
+        .map(|_| crate::relay::client(&ca_root_der, Duration::from_secs(cfg.ca_timeout_seconds)))
+        .transpose()?;
     let nonce = client.nonce()?;
     let nonce_bytes = STANDARD
         .decode(&nonce.nonce)
@@ -217,6 +222,7 @@ pub fn run(
     publish_identity(cfg, &enrolled.chain_pem, &keys, &enrolled.claims)?;
     relay_publish(
         cfg,
+        relay.as_ref(),
         &[
             publish::CLAIMS,
             publish::ENCRYPTION_KEY,
@@ -236,7 +242,7 @@ pub fn run(
 
     // 4. The order: wait, verify signatures, appraise, register with the CA.
     let waited = Instant::now();
-    let order_bytes = wait_for_order(cfg, progress)?;
+    let order_bytes = wait_for_order(cfg, relay.as_ref(), progress)?;
     excluded += waited.elapsed();
     let verified = SignedOrder::verify(&order_bytes).map_err(|e| {
         let code = match e.code() {
@@ -666,6 +672,7 @@ pub fn run(
     let names: Vec<&str> = outputs.iter().map(String::as_str).collect();
     relay_publish(
         cfg,
+        relay.as_ref(),
         &names,
         &cfg.output_dir,
         "outputs/",
@@ -673,7 +680,14 @@ pub fn run(
     )?;
     if let Some(name) = cfg.report_out.file_name().and_then(|n| n.to_str()) {
         if let Some(dir) = cfg.report_out.parent() {
-            relay_publish(cfg, &[name], dir, "report/", HaltCode::ReportFailed)?;
+            relay_publish(
+                cfg,
+                relay.as_ref(),
+                &[name],
+                dir,
+                "report/",
+                HaltCode::ReportFailed,
+            )?;
         }
     }
     Ok(RunSummary {
@@ -752,9 +766,13 @@ fn publish_identity(
     write(publish::CERTIFICATE, chain_pem.as_bytes())
 }
 
-fn wait_for_order(cfg: &LoaderConfig, progress: Progress) -> Result<Vec<u8>, Halt> {
+fn wait_for_order(
+    cfg: &LoaderConfig,
+    relay: Option<&reqwest::blocking::Client>,
+    progress: Progress,
+) -> Result<Vec<u8>, Halt> {
     let deadline = Instant::now() + Duration::from_secs(cfg.deadline_seconds);
-    if let Some(url) = &cfg.order_url {
+    if let (Some(url), Some(http)) = (&cfg.order_url, relay) {
         progress(
             "order",
             &format!(
@@ -770,7 +788,7 @@ fn wait_for_order(cfg: &LoaderConfig, progress: Progress) -> Result<Vec<u8>, Hal
                 e,
             )
         })?;
-        let n = crate::relay::fetch_order(url, &cfg.order_source_dir, deadline)?;
+        let n = crate::relay::fetch_order(http, url, &cfg.order_source_dir, deadline)?;
         progress(
             "order",
             &format!("{n} files received into {}", cfg.order_source_dir.display()),
@@ -884,12 +902,13 @@ fn record_firmware_log(
 /// With `publish_url`, post the named files of `dir` as `<prefix><name>`.
 fn relay_publish(
     cfg: &LoaderConfig,
+    relay: Option<&reqwest::blocking::Client>,
     names: &[&str],
     dir: &Path,
     prefix: &str,
     code: HaltCode,
 ) -> Result<(), Halt> {
-    let Some(url) = &cfg.publish_url else {
+    let (Some(url), Some(http)) = (&cfg.publish_url, relay) else {
         return Ok(());
     };
     let mut files = Vec::new();
@@ -898,10 +917,5 @@ fn relay_publish(
         let b = fs::read(&p).map_err(|e| io_halt(code, "reading", &p, e))?;
         files.push((format!("{prefix}{n}"), b));
     }
-    crate::relay::publish(
-        url,
-        &files,
-        Duration::from_secs(cfg.ca_timeout_seconds),
-        code,
-    )
+    crate::relay::publish(http, url, &files, code)
 }

@@ -56,8 +56,13 @@ pub fn order_file_name_ok(name: &str) -> bool {
     check(source::GRANTS, ".grant") || check(source::COMPONENTS, ".sealed")
 }
 
-fn client(timeout: Duration) -> Result<reqwest::blocking::Client, Halt> {
+/// The relay's HTTP client; an `https://` relay must present a certificate
+/// chaining to the CA root (`ca_root_der`), like the CA itself.
+pub fn client(ca_root_der: &[u8], timeout: Duration) -> Result<reqwest::blocking::Client, Halt> {
+    let tls = tl_ca::server::client_config(ca_root_der)
+        .map_err(|e| Halt::new(HaltCode::ConfigInvalid, format!("CA root: {e}")))?;
     reqwest::blocking::Client::builder()
+        .use_preconfigured_tls(tls)
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .build()
@@ -66,9 +71,9 @@ fn client(timeout: Duration) -> Result<reqwest::blocking::Client, Halt> {
 
 /// `POST` `files` to `url` as a [`Bundle`]; failures halt with `code`.
 pub fn publish(
+    http: &reqwest::blocking::Client,
     url: &str,
     files: &[(String, Vec<u8>)],
-    timeout: Duration,
     code: HaltCode,
 ) -> Result<(), Halt> {
     let bundle = Bundle {
@@ -77,7 +82,7 @@ pub fn publish(
             .map(|(n, b)| (n.clone(), STANDARD.encode(b)))
             .collect(),
     };
-    let resp = client(timeout)?
+    let resp = http
         .post(url)
         .json(&bundle)
         .send()
@@ -94,8 +99,12 @@ pub fn publish(
 /// Poll `url` until it returns the order bundle (any answer but 200 means
 /// "not yet"), write its files below `dir` and then `READY`. Halts with
 /// `ORDER_UNAVAILABLE` past `deadline`, `ORDER_INVALID` on a malformed bundle.
-pub fn fetch_order(url: &str, dir: &Path, deadline: Instant) -> Result<usize, Halt> {
-    let http = client(Duration::from_secs(60))?;
+pub fn fetch_order(
+    http: &reqwest::blocking::Client,
+    url: &str,
+    dir: &Path,
+    deadline: Instant,
+) -> Result<usize, Halt> {
     let body = loop {
         if Instant::now() >= deadline {
             return Err(Halt::new(
@@ -154,6 +163,79 @@ pub fn fetch_order(url: &str, dir: &Path, deadline: Instant) -> Result<usize, Ha
 mod tests {
     use super::*;
 
+    fn test_client() -> reqwest::blocking::Client {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        client(cert.der(), Duration::from_secs(5)).unwrap()
+    }
+
+    /// Serve one canned HTTP answer per connection, `n` times.
+    fn serve(body: &'static str, n: usize) -> String {
+        use std::io::{BufRead, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/order", l.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for _ in 0..n {
+                let (c, _) = l.accept().unwrap();
+                let mut r = std::io::BufReader::new(c.try_clone().unwrap());
+                let mut line = String::new();
+                while r.read_line(&mut line).unwrap() > 2 {
+                    line.clear();
+                }
+                let mut c = c;
+                write!(
+                    c,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .unwrap();
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn fetch_writes_files_then_ready() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = serve(
+            r#"{"files":{"order.dsse.json":"e30=","grants/lab.grant":"AQI=","components/lab.sealed":"AwQ="}}"#,
+            1,
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let n = fetch_order(&test_client(), &url, dir.path(), deadline).unwrap();
+        assert_eq!(n, 3);
+        let d = dir.path();
+        assert_eq!(std::fs::read(d.join("order.dsse.json")).unwrap(), b"{}");
+        assert_eq!(std::fs::read(d.join("grants/lab.grant")).unwrap(), [1, 2]);
+        assert_eq!(
+            std::fs::read(d.join("components/lab.sealed")).unwrap(),
+            [3, 4]
+        );
+        assert!(d.join(source::READY).exists());
+    }
+
+    #[test]
+    fn hostile_bundles_are_order_invalid() {
+        for body in [
+            r#"{"files":{"order.dsse.json":"e30=","grants/../../escape.grant":"AQI="}}"#,
+            r#"{"files":{"grants/lab.grant":"AQI="}}"#,
+            r#"{"files":{"order.dsse.json":"not base64!"}}"#,
+            r#"{"files":{"order.dsse.json":"e30="},"extra":1}"#,
+            r#"not json"#,
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let url = serve(body, 1);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let e = fetch_order(&test_client(), &url, dir.path(), deadline).unwrap_err();
+            assert_eq!(e.code(), "ORDER_INVALID", "{body}");
+            assert!(!dir.path().join(source::READY).exists(), "{body}");
+            assert!(!dir.path().parent().unwrap().join("escape.grant").exists());
+        }
+    }
+
     #[test]
     fn names() {
         for ok in [
@@ -188,7 +270,14 @@ mod tests {
     fn fetch_past_deadline_is_order_unavailable() {
         let dir = tempfile::tempdir().unwrap();
         // Nothing listens on port 9 of the loopback: every poll fails.
-        let e = fetch_order("http://127.0.0.1:9/order", dir.path(), Instant::now()).unwrap_err();
+        let http = test_client();
+        let e = fetch_order(
+            &http,
+            "http://127.0.0.1:9/order",
+            dir.path(),
+            Instant::now(),
+        )
+        .unwrap_err();
         assert_eq!(e.code(), "ORDER_UNAVAILABLE");
         assert!(!dir.path().join(source::READY).exists());
     }
