@@ -116,6 +116,10 @@ pub struct Args {
     /// `tl-demo-engine` (built with `-C target-feature=+crt-static`).
     #[arg(long, value_name = "DIR")]
     pub static_bins: Option<PathBuf>,
+    /// Internal to --qemu: copy stdin to a TCP connection to ADDR and the
+    /// connection to stdout (QEMU runs this for each forwarded guest connection).
+    #[arg(long, value_name = "ADDR", hide = true)]
+    pub pipe_to: Option<String>,
 }
 
 /// How the loader is run: as a local process, or as PID 1 of a QEMU guest.
@@ -171,6 +175,9 @@ fn say(stage: &str, text: &str) {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if let Some(addr) = &a.pipe_to {
+        return qemu::pipe(addr);
+    }
     let dir = match &a.dir {
         Some(d) => {
             fs::create_dir_all(d)?;
@@ -328,15 +335,21 @@ fn run_in(a: &Args, dir: &Path) -> Result<Outcome> {
         }
         q
     });
-    let _tsm = SimTsmServer::start(paths.tsm.clone(), SIM_PROVIDER, quote_fn)
-        .context("starting the simulated TEE")?;
-    say(
-        "tee",
-        &format!(
-            "simulated TDX serving a configfs-tsm-shaped directory at {}",
-            paths.tsm.display()
-        ),
-    );
+    // Under --qemu the loader serves the simulated TEE inside the guest.
+    let _tsm = if a.qemu.is_none() {
+        let t = SimTsmServer::start(paths.tsm.clone(), SIM_PROVIDER, quote_fn)
+            .context("starting the simulated TEE")?;
+        say(
+            "tee",
+            &format!(
+                "simulated TDX serving a configfs-tsm-shaped directory at {}",
+                paths.tsm.display()
+            ),
+        );
+        Some(t)
+    } else {
+        None
+    };
 
     if a.tamper == Some(Tamper::Rollback) {
         // First a run of version 2 (the CA records it), then version 1 below.
@@ -501,13 +514,15 @@ fn run_in(a: &Args, dir: &Path) -> Result<Outcome> {
                 .unwrap_or_default()
         ),
     );
-    say(
-        "check",
-        &format!(
-            "plaintext files left in the CVM's work area: {}",
-            plaintext_left.len()
-        ),
-    );
+    if a.qemu.is_none() {
+        say(
+            "check",
+            &format!(
+                "plaintext files left in the CVM's work area: {}",
+                plaintext_left.len()
+            ),
+        );
+    }
     outcome.model = Some(model);
     outcome.report_verified = true;
     outcome.log_index = verdict.log_index;

@@ -445,9 +445,23 @@ pub fn boot(
         std::thread::sleep(Duration::from_millis(20));
     }
     let relay = Relay::start(dirs)?;
+    // A `tcp:` chardev behind guestfwd is one connection opened when QEMU
+    // starts (a TLS server drops it long before the guest speaks); `cmd:`
+    // runs a fresh pipe per guest connection instead: `tl demo --pipe-to`.
+    let me = std::env::current_exe().context("locating tl")?;
+    let me = me.to_str().context("tl's path is not UTF-8")?;
+    if me.contains([',', ' ', '\'', '"']) {
+        bail!("tl's path {me:?} cannot go in a QEMU option");
+    }
+    let fwd = |guest_port: u16, host_port: &str| {
+        format!(
+            "guestfwd=tcp:{GUEST_HOST}:{guest_port}-cmd:{me} demo --pipe-to 127.0.0.1:{host_port}"
+        )
+    };
     let netdev = format!(
-        "user,id=n0,restrict=on,guestfwd=tcp:{GUEST_HOST}:{GUEST_CA_PORT}-tcp:127.0.0.1:{ca_port},guestfwd=tcp:{GUEST_HOST}:{GUEST_RELAY_PORT}-tcp:127.0.0.1:{}",
-        relay.port
+        "user,id=n0,restrict=on,{},{}",
+        fwd(GUEST_CA_PORT, ca_port),
+        fwd(GUEST_RELAY_PORT, &relay.port.to_string())
     );
     let _ = fs::remove_file(serial);
     let qemu = Command::new("qemu-system-x86_64")
@@ -501,6 +515,41 @@ pub fn boot(
         },
         initrd_sha,
     ))
+}
+
+/// Copy stdin to a TCP connection to `addr` and the connection to stdout,
+/// until both directions end.
+pub fn pipe(addr: &str) -> Result<()> {
+    // QEMU hands over a non-blocking socket as stdin and stdout; blocking
+    // copies need it blocking.
+    for fd in [0, 1] {
+        let _ = nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+        );
+    }
+    let conn = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+    let mut up = conn.try_clone()?;
+    let t = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut up);
+        let _ = up.shutdown(std::net::Shutdown::Write);
+    });
+    // Flush every chunk: stdout is line-buffered and TLS records have no lines.
+    let mut down = conn;
+    let mut out = std::io::stdout().lock();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match down.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if out.write_all(&buf[..n]).and_then(|()| out.flush()).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = t.join();
+    Ok(())
 }
 
 #[cfg(test)]

@@ -243,3 +243,62 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn root_der() -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        rcgen::CertificateParams::new(vec!["localhost".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .der()
+            .to_vec()
+    }
+
+    /// With `ca_tls_name`, the client connects to the URL's address and asks
+    /// for the TLS name (SNI) it will check, with no name resolution.
+    #[test]
+    fn tls_name_connects_to_the_address_and_sends_the_name() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("https://{}", l.local_addr().unwrap());
+        let t = std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut buf = vec![0u8; 2048];
+            let n = c.read(&mut buf).unwrap();
+            buf.truncate(n);
+            buf
+        });
+        let client = CaClient::with_tls_name(
+            &url,
+            Some("ca.example"),
+            &root_der(),
+            Duration::from_secs(2),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let _ = client.nonce();
+        let hello = t.join().unwrap();
+        assert!(
+            hello.windows(10).any(|w| w == b"ca.example"),
+            "no SNI in the ClientHello"
+        );
+    }
+
+    #[test]
+    fn tls_name_needs_an_address() {
+        let e = CaClient::with_tls_name(
+            "https://ca.example:8443",
+            Some("localhost"),
+            &root_der(),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "CONFIG_INVALID");
+    }
+}
