@@ -2,7 +2,8 @@
 //!
 //! Every failed rule is reported, not just the first.
 
-use tl_evidence::{PlatformClaims, TcbStatus};
+use tl_evidence::snp::SnpAppraisal;
+use tl_evidence::{PlatformClaims, TcbStatus, TeeKind};
 
 /// The CA's issuance policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -10,8 +11,12 @@ pub struct IssuancePolicy {
     /// Accept evidence from the simulated TEE (only when the operator enabled
     /// its root explicitly).
     pub allow_simulated: bool,
-    /// TCB statuses accepted (default: `UpToDate` only).
+    /// TCB statuses accepted for TDX (default: `UpToDate` only). Intel-style
+    /// statuses exist only for TDX; SEV-SNP is appraised by [`Self::snp`].
     pub accepted_tcb: Vec<TcbStatus>,
+    /// SEV-SNP guest policy and minimum TCB (default: debug, migration agent
+    /// and VMPL above 0 refused; no minimum TCB).
+    pub snp: SnpAppraisal,
 }
 
 impl Default for IssuancePolicy {
@@ -19,6 +24,7 @@ impl Default for IssuancePolicy {
         Self {
             allow_simulated: false,
             accepted_tcb: vec![TcbStatus::UpToDate],
+            snp: SnpAppraisal::default(),
         }
     }
 }
@@ -37,6 +43,10 @@ pub enum PolicyFailure {
     GpuCcOff(u32),
     #[error("GPU {0} runs in debug mode")]
     GpuDebug(u32),
+    #[error("SEV-SNP appraisal: {0}")]
+    Snp(&'static str),
+    #[error("evidence of this TEE kind is not certified by this CA")]
+    TeeKind,
 }
 
 impl PolicyFailure {
@@ -48,6 +58,8 @@ impl PolicyFailure {
             Self::TcbStatus(_) => "ISSUANCE_TCB_STATUS",
             Self::GpuCcOff(_) => "ISSUANCE_GPU_CC_OFF",
             Self::GpuDebug(_) => "ISSUANCE_GPU_DEBUG",
+            Self::Snp(code) => code,
+            Self::TeeKind => "ISSUANCE_TEE_KIND",
         }
     }
 }
@@ -62,8 +74,20 @@ impl IssuancePolicy {
         if claims.debug {
             failures.push(PolicyFailure::Debug);
         }
-        if !self.accepted_tcb.contains(&claims.tcb_status) {
-            failures.push(PolicyFailure::TcbStatus(claims.tcb_status));
+        match claims.tee {
+            TeeKind::Tdx => {
+                if !self.accepted_tcb.contains(&claims.tcb_status) {
+                    failures.push(PolicyFailure::TcbStatus(claims.tcb_status));
+                }
+            }
+            TeeKind::SevSnp => {
+                for f in self.snp.appraise(claims) {
+                    failures.push(PolicyFailure::Snp(f.code()));
+                }
+            }
+            // A TPM quote alone says nothing about a CPU TEE: this CA
+            // certifies TDX and SEV-SNP platforms.
+            _ => failures.push(PolicyFailure::TeeKind),
         }
         for g in &claims.gpus {
             if !g.cc_mode {
@@ -140,6 +164,7 @@ mod tests {
         let allow = IssuancePolicy {
             allow_simulated: true,
             accepted_tcb: vec![TcbStatus::UpToDate, TcbStatus::OutOfDate],
+            ..IssuancePolicy::default()
         };
         c.debug = false;
         c.gpus.clear();
@@ -149,5 +174,43 @@ mod tests {
             Some(TcbStatus::SWHardeningNeeded)
         );
         assert_eq!(parse_tcb_status("nope"), None);
+    }
+
+    #[test]
+    fn snp_is_appraised_by_guest_policy_not_intel_status() {
+        let mut c = crate::claims_ext::tests::sample().platform;
+        c.simulated = false;
+        c.tee = TeeKind::SevSnp;
+        c.tcb_status = TcbStatus::NotApplicable;
+        c.tdx = None;
+        c.snp = Some(tl_evidence::claims::SnpClaims {
+            measurement: [1; 48],
+            host_data: [0; 32],
+            policy: 0x3_0000, // ABI 0.0, SMT allowed, reserved bit 17 set
+            vmpl: 0,
+            reported_tcb: 0,
+            committed_tcb: 0,
+        });
+        let p = IssuancePolicy::default();
+        assert_eq!(p.appraise(&c), Ok(()));
+        // Debug allowed by the guest policy (bit 19): refused with the SNP code.
+        c.snp.as_mut().unwrap().policy |= 1 << 19;
+        let codes: Vec<&str> = p
+            .appraise(&c)
+            .unwrap_err()
+            .iter()
+            .map(|f| f.code())
+            .collect();
+        assert_eq!(codes, vec!["SNP_POLICY_DEBUG"]);
+        // A TPM quote alone is not certified.
+        c.tee = TeeKind::Tpm;
+        c.snp = None;
+        let codes: Vec<&str> = p
+            .appraise(&c)
+            .unwrap_err()
+            .iter()
+            .map(|f| f.code())
+            .collect();
+        assert_eq!(codes, vec!["ISSUANCE_TEE_KIND"]);
     }
 }

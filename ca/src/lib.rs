@@ -3,12 +3,13 @@
 //! Pure modules (no files, network, environment or clock; time is a
 //! parameter): [`canonical`], [`nonce`], [`claims_ext`], [`issue`], [`certs`],
 //! [`log`], [`report`], [`orders`], [`issuance_policy`], [`verifier`].
-//! The service lives in [`store`] (the state directory) and [`server`]
-//! (HTTPS over rustls).
+//! The service lives in [`store`] (the state directory), [`collateral`]
+//! (DCAP collateral files, read at start) and [`server`] (HTTPS over rustls).
 
 pub mod canonical;
 pub mod certs;
 pub mod claims_ext;
+pub mod collateral;
 pub mod issuance_policy;
 pub mod issue;
 pub mod log;
@@ -17,11 +18,12 @@ pub mod orders;
 pub mod report;
 pub mod server;
 pub mod store;
+pub mod vcek_cache;
 pub mod verifier;
 
 pub use certs::{verify_leaf, VerifiedLeaf};
 pub use claims_ext::CertClaims;
-pub use verifier::{EvidenceVerifier, Rejection, SimAwareVerifier};
+pub use verifier::{CollateralStore, DcapVerifier, EvidenceVerifier, Rejection, SimAwareVerifier};
 
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {

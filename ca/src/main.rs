@@ -47,6 +47,19 @@ enum Cmd {
         /// Trust the Intel SGX root CA in this file (PEM or DER).
         #[arg(long, value_name = "FILE")]
         intel_root: Option<PathBuf>,
+        /// DCAP collateral for real TDX quotes, read once at start: a
+        /// directory of QuoteCollateralV3 `*.json` files (one per FMSPC)
+        /// and/or PCS-layout subdirectories, or one PCS-layout directory.
+        /// A real quote whose FMSPC has none is refused
+        /// (EVIDENCE_COLLATERAL_MISSING).
+        #[arg(long, value_name = "DIR")]
+        collateral_dir: Option<PathBuf>,
+        /// Appraise simulated quotes through the DCAP path with this
+        /// simulated collateral (QuoteCollateralV3 JSON written from the
+        /// simulated TEE, `SimTee::tdx_collateral_json`). Only with
+        /// --allow-simulated-root.
+        #[arg(long, value_name = "FILE", requires = "allow_simulated_root")]
+        sim_collateral: Option<PathBuf>,
         /// TCB statuses to accept (repeatable; default UpToDate).
         #[arg(long = "accept-tcb", value_name = "STATUS")]
         accept_tcb: Vec<String>,
@@ -56,6 +69,11 @@ enum Cmd {
         /// Nonce lifetime in seconds.
         #[arg(long, default_value_t = tl_ca::nonce::DEFAULT_TTL_SECS)]
         nonce_ttl: u64,
+        /// SEV-SNP: a directory of VCEKs (offline, keyed like AMD's KDS) used
+        /// when a report arrives without certificates. Filling it is a
+        /// separate step; the CA never fetches.
+        #[arg(long, value_name = "DIR")]
+        vcek_cache_dir: Option<PathBuf>,
     },
 }
 
@@ -113,9 +131,12 @@ fn main() -> Result<()> {
             init,
             allow_simulated_root,
             intel_root,
+            collateral_dir,
+            sim_collateral,
             accept_tcb,
             cert_lifetime,
             nonce_ttl,
+            vcek_cache_dir,
         } => {
             if init && !dir.join(tl_ca::store::CA_KEY_FILE).exists() {
                 tl_ca::store::init(&dir, SystemClock.now_unix())?;
@@ -138,12 +159,47 @@ fn main() -> Result<()> {
             if accepted_tcb.is_empty() {
                 accepted_tcb = IssuancePolicy::default().accepted_tcb;
             }
-            let verifier = SimAwareVerifier::new(anchors);
+            let mut verifier = SimAwareVerifier::new(anchors);
+            if let Some(d) = &collateral_dir {
+                let store = tl_ca::collateral::load_collateral_dir(d)
+                    .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;
+                for c in store.iter() {
+                    let (from, until) = c.validity_window();
+                    tracing::info!(
+                        fmspc = %hex::encode(c.fmspc()),
+                        tee = ?c.tee(),
+                        current_from = from,
+                        current_until = until,
+                        "DCAP collateral loaded"
+                    );
+                }
+                verifier = verifier.with_collateral(store);
+            }
+            if let Some(p) = &sim_collateral {
+                let c = tl_ca::collateral::read_collateral(p)
+                    .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;
+                tracing::warn!(file = %p.display(), "simulated quotes are appraised with simulated DCAP collateral");
+                verifier = verifier.with_sim_collateral(c);
+            }
             let policy = IssuancePolicy {
                 allow_simulated: verifier.allows_simulated(),
                 accepted_tcb,
+                ..IssuancePolicy::default()
             };
-            let mut config = ServerConfig::new(dir, Arc::new(verifier), policy);
+            let verifier: Arc<dyn tl_ca::EvidenceVerifier> = match vcek_cache_dir {
+                Some(d) => {
+                    if !d.is_dir() {
+                        bail!("--vcek-cache-dir {}: not a directory", d.display());
+                    }
+                    tracing::info!(dir = %d.display(), "SEV-SNP VCEK cache");
+                    Arc::new(tl_ca::vcek_cache::VcekCachingVerifier::new(
+                        verifier,
+                        tl_ca::vcek_cache::VcekCache::new(d),
+                    ))
+                }
+                None => Arc::new(verifier),
+            };
+            let mut config = ServerConfig::new(dir, verifier, policy);
             config.cert_lifetime_secs = parse_duration(&cert_lifetime)?;
             config.nonce_ttl_secs = nonce_ttl;
             let rt = tokio::runtime::Runtime::new()?;

@@ -481,7 +481,7 @@ async fn enroll(
         .map_err(|e| ApiError::bad("ENROLL_ENCRYPTION_KEY", e))?;
     let platform: PlatformClaims = st
         .verifier
-        .verify(&req.evidence, now)
+        .verify(&req.evidence, &nonce.0, now)
         .map_err(|r| ApiError::forbidden(r.code, r.detail))?;
     let expected = Binding {
         nonce: &nonce.0,

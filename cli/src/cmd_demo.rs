@@ -59,6 +59,9 @@ pub enum Tamper {
     Platform,
     /// The CA is down when the loader starts: ENROLL_UNREACHABLE / ENROLL_TIMEOUT.
     CaDown,
+    /// Intel's (simulated) collateral rates the platform's TCB OutOfDate: the
+    /// CA appraises it through DCAP and refuses to certify (ENROLL_REJECTED).
+    Tcb,
 }
 
 impl Tamper {
@@ -73,6 +76,7 @@ impl Tamper {
             Tamper::Rollback => &["ORDER_ROLLBACK"],
             Tamper::Platform => &["PLATFORM_MISMATCH"],
             Tamper::CaDown => &["ENROLL_UNREACHABLE", "ENROLL_TIMEOUT"],
+            Tamper::Tcb => &["ENROLL_REJECTED"],
         }
     }
 }
@@ -291,8 +295,27 @@ fn run_in(a: &Args, dir: &Path) -> Result<Outcome> {
     };
     let meas = SimMeasurements::default();
     fs::write(paths.ca.join("sim-root.pem"), sim.root_certificate_pem())?;
+    // The simulated platform's DCAP collateral (TCB info, QE identity, CRLs),
+    // so the CA appraises simulated quotes through the same DCAP code as
+    // real ones.
+    fs::write(
+        paths.ca.join("sim-collateral.json"),
+        sim.tdx_collateral_json(&{
+            let mut o = tl_evidence::sim::SimCollateralOptions::at(now);
+            if a.tamper == Some(Tamper::Tcb) {
+                o.platform_status = tl_evidence::TcbStatus::OutOfDate;
+            }
+            o
+        }),
+    )?;
+    if a.tamper == Some(Tamper::Tcb) {
+        say(
+            "tamper",
+            "the platform's collateral says its TCB is OutOfDate",
+        );
+    }
     let ca = CaProcess::start(&bins.ca, &paths.ca)?;
-    say("ca", &format!("tl-ca on https://{} (root sha256 {}), trusting the SIMULATED TEE root by explicit flag", ca.addr, &ca.root_sha256[..16]));
+    say("ca", &format!("tl-ca on https://{} (root sha256 {}), trusting the SIMULATED TEE root by explicit flag, with its DCAP collateral", ca.addr, &ca.root_sha256[..16]));
 
     // The order, signed by all three.
     let version = if a.tamper == Some(Tamper::Rollback) {
@@ -730,6 +753,8 @@ impl CaProcess {
             .arg(&state)
             .arg("--allow-simulated-root")
             .arg(dir.join("sim-root.pem"))
+            .arg("--sim-collateral")
+            .arg(dir.join("sim-collateral.json"))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()

@@ -1,6 +1,7 @@
-//! `tl evidence verify`: verify a TDX quote, an SGX quote or an evidence
-//! bundle against Intel's root and DCAP collateral, and apply an
-//! acceptance policy. Reads files; every decision is made by `tl-evidence`.
+//! `tl evidence verify`: verify a TDX quote, an SGX quote, an SEV-SNP
+//! report or an evidence bundle (against Intel's root and DCAP collateral,
+//! or AMD's roots and the VCEK/VLEK chain), and apply an acceptance policy.
+//! Reads files; every decision is made by `tl-evidence`.
 
 use std::path::{Path, PathBuf};
 
@@ -11,21 +12,32 @@ use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle, BUNDLE_V
 use tl_evidence::dcap::sgx::{verify_sgx_quote, TEE_TYPE_SGX};
 use tl_evidence::dcap::time::{format_rfc3339_utc, parse_rfc3339_utc};
 use tl_evidence::dcap::{CollateralParts, TdxCollateral};
+use tl_evidence::snp::report::{
+    TcbLayout, TcbVersion, REPORT_LEN, SIG_ALGO_ECDSA_P384_SHA384, SUPPORTED_VERSIONS,
+};
+use tl_evidence::snp::{GuestPolicy, SnpAppraisal, SnpFinding, VerifiedSnp};
 use tl_evidence::verify::{verify_bundle, Collateral, TrustAnchors, VerifyOptions};
 use tl_evidence::{EvidenceError, PlatformClaims, INTEL_SGX_ROOT_CA_DER};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Cmd {
-    /// Verify a TDX/SGX quote or an evidence bundle and appraise its TCB.
+    /// Verify a TDX/SGX quote, an SEV-SNP report or an evidence bundle and appraise it.
     Verify(VerifyArgs),
 }
 
 /// Verify attestation evidence offline and decide whether to accept it.
 ///
 /// FILE may be a raw TDX quote (v4/v5, as read from configfs-tsm
-/// `outblob`), a raw SGX quote (v3), a quote as hex text (optionally
-/// 0x-prefixed), or an evidence bundle JSON produced by the loader. The
-/// kind is detected from the content.
+/// `outblob`), a raw SGX quote (v3), a raw SEV-SNP attestation report
+/// (1184 bytes, optionally followed by the extended report's certificate
+/// table), any of these as hex text (optionally 0x-prefixed), or an
+/// evidence bundle JSON produced by the loader. The kind is detected from
+/// the content.
+///
+/// SEV-SNP: the report is verified with its VCEK or VLEK (from --certs, the
+/// bundle or the certificate table) up to AMD's ARK for Milan, Genoa or
+/// Turin (built in), then appraised: debug, a migration agent and VMPL > 0
+/// are refused (--allow-debug lifts the first).
 ///
 /// Verification checks the quote's signatures and PCK chain up to the Intel
 /// SGX Root CA (built in; replace it with --root-der), then appraises the
@@ -60,11 +72,12 @@ pub enum Cmd {
         "  tl evidence verify quote.bin --collateral collateral.json\n\n",
         "  tl evidence verify tdx-quote.hex --collateral pcs/ --at 2025-07-19T10:00:00Z --json\n\n",
         "  tl evidence verify quote.bin --collateral c.json --accept-tcb UpToDate,SWHardeningNeeded\n\n",
-        "  tl evidence verify bundle.json --simulated-root sim-root.der"
+        "  tl evidence verify bundle.json --simulated-root sim-root.der\n\n",
+        "  tl evidence verify report.bin --certs vcek.der --at 2023-05-01T00:00:00Z"
     )
 )]
 pub struct VerifyArgs {
-    /// Evidence: raw quote, hex quote, or evidence bundle JSON.
+    /// Evidence: raw quote or SNP report, hex text, or evidence bundle JSON.
     #[arg(value_name = "FILE")]
     file: PathBuf,
     /// DCAP collateral: a QuoteCollateralV3 JSON file or a directory of PCS files.
@@ -83,9 +96,13 @@ pub struct VerifyArgs {
     /// Accepted TCB statuses, comma-separated. Default: UpToDate.
     #[arg(long, value_name = "STATUS,...", value_delimiter = ',')]
     accept_tcb: Vec<String>,
-    /// Accept a TD or enclave in debug mode (never do this in production).
+    /// Accept a TD, enclave or SNP guest in debug mode (never do this in production).
     #[arg(long)]
     allow_debug: bool,
+    /// SEV-SNP: the VCEK or VLEK chain, leaf first: a PEM file (one or more
+    /// certificates) or a DER VCEK/VLEK. Replaces any chain in the evidence.
+    #[arg(long, value_name = "FILE")]
+    certs: Option<PathBuf>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -116,7 +133,127 @@ struct Report {
     claims: Option<PlatformClaims>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sgx: Option<SgxReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snp: Option<SnpOut>,
     rejections: Vec<RejectionOut>,
+}
+
+/// The claims of a verified SEV-SNP report, decoded.
+#[derive(Serialize)]
+struct SnpOut {
+    product: String,
+    signing_key: String,
+    version: u32,
+    measurement: String,
+    host_data: String,
+    report_data: String,
+    id_key_digest: String,
+    author_key_digest: String,
+    family_id: String,
+    image_id: String,
+    guest_svn: u32,
+    policy: String,
+    policy_bits: SnpPolicyOut,
+    vmpl: u32,
+    platform_info: String,
+    chip_id: String,
+    reported_tcb: SnpTcbOut,
+    committed_tcb: SnpTcbOut,
+    current_tcb: SnpTcbOut,
+    launch_tcb: SnpTcbOut,
+    firmware: String,
+}
+
+#[derive(Serialize)]
+struct SnpPolicyOut {
+    abi: String,
+    debug: bool,
+    migration_agent: bool,
+    smt: bool,
+    single_socket: bool,
+    cxl: bool,
+    aes_256_xts: bool,
+    rapl_disabled: bool,
+    ciphertext_hiding: bool,
+    page_swap_disabled: bool,
+}
+
+#[derive(Serialize)]
+struct SnpTcbOut {
+    raw: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fmc: Option<u8>,
+    bootloader: u8,
+    tee: u8,
+    snp: u8,
+    microcode: u8,
+}
+
+impl SnpTcbOut {
+    fn new(t: TcbVersion, layout: TcbLayout) -> Self {
+        let p = t.parts(layout);
+        SnpTcbOut {
+            raw: format!("{:016x}", t.0),
+            fmc: p.fmc,
+            bootloader: p.bootloader,
+            tee: p.tee,
+            snp: p.snp,
+            microcode: p.microcode,
+        }
+    }
+
+    fn line(&self) -> String {
+        let fmc = self.fmc.map(|f| format!("fmc {f}, ")).unwrap_or_default();
+        format!(
+            "{} ({fmc}bootloader {}, tee {}, snp {}, microcode {})",
+            self.raw, self.bootloader, self.tee, self.snp, self.microcode
+        )
+    }
+}
+
+impl SnpOut {
+    fn new(v: &VerifiedSnp) -> Self {
+        let r = &v.report;
+        let layout = v.product.tcb_layout();
+        let p = GuestPolicy(r.policy);
+        SnpOut {
+            product: v.product.name().to_owned(),
+            signing_key: format!("{:?}", v.leaf_kind),
+            version: r.version,
+            measurement: hex::encode(r.measurement),
+            host_data: hex::encode(r.host_data),
+            report_data: hex::encode(r.report_data),
+            id_key_digest: hex::encode(r.id_key_digest),
+            author_key_digest: hex::encode(r.author_key_digest),
+            family_id: hex::encode(r.family_id),
+            image_id: hex::encode(r.image_id),
+            guest_svn: r.guest_svn,
+            policy: format!("{:#x}", r.policy),
+            policy_bits: SnpPolicyOut {
+                abi: format!("{}.{}", p.abi_major(), p.abi_minor()),
+                debug: p.debug(),
+                migration_agent: p.migrate_ma_allowed(),
+                smt: p.smt_allowed(),
+                single_socket: p.single_socket(),
+                cxl: p.cxl_allowed(),
+                aes_256_xts: p.mem_aes_256_xts(),
+                rapl_disabled: p.rapl_disabled(),
+                ciphertext_hiding: p.ciphertext_hiding(),
+                page_swap_disabled: p.page_swap_disabled(),
+            },
+            vmpl: r.vmpl,
+            platform_info: platform_info_text(r.platform_info),
+            chip_id: hex::encode(r.chip_id),
+            reported_tcb: SnpTcbOut::new(r.reported_tcb, layout),
+            committed_tcb: SnpTcbOut::new(r.committed_tcb, layout),
+            current_tcb: SnpTcbOut::new(r.current_tcb, layout),
+            launch_tcb: SnpTcbOut::new(r.launch_tcb, layout),
+            firmware: format!(
+                "{}.{} build {}",
+                r.current_version.major, r.current_version.minor, r.current_version.build
+            ),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -139,11 +276,33 @@ struct RejectionOut {
 enum Evidence {
     Tdx(EvidenceBundle),
     Sgx(Vec<u8>),
+    Snp(EvidenceBundle),
 }
 
 fn verify(a: VerifyArgs) -> anyhow::Result<()> {
+    let report = evaluate(&a)?;
+    crate::output::emit(a.json, &report, print_human)?;
+    if report.ok {
+        Ok(())
+    } else if let Some(code) = report.code {
+        Err(anyhow!("verification failed: {code}"))
+    } else {
+        let codes: Vec<_> = report.rejections.iter().map(|r| r.code).collect();
+        Err(anyhow!("not accepted by policy: {}", codes.join(", ")))
+    }
+}
+
+/// Verify and appraise; the report says whether it is ok.
+fn evaluate(a: &VerifyArgs) -> anyhow::Result<Report> {
     let raw = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
-    let evidence = detect(&raw)?;
+    let mut evidence = detect(&raw)?;
+    if let Some(p) = &a.certs {
+        let chain = read_chain(p)?;
+        match &mut evidence {
+            Evidence::Snp(b) => b.cpu.certificates = chain,
+            _ => bail!("--certs applies to SEV-SNP evidence only"),
+        }
+    }
     let now = match &a.at {
         Some(t) => parse_time(t)?,
         None => std::time::SystemTime::now()
@@ -159,9 +318,10 @@ fn verify(a: VerifyArgs) -> anyhow::Result<()> {
     let anchors = TrustAnchors {
         intel_root_der: Some(intel_root),
         simulated_root_der: simulated_root,
+        ..TrustAnchors::default()
     };
     let collateral = a.collateral.as_deref().map(read_collateral).transpose()?;
-    let policy = policy(&a)?;
+    let policy = policy(a)?;
 
     let mut report = Report {
         ok: false,
@@ -174,6 +334,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<()> {
         advisory_ids: Vec::new(),
         claims: None,
         sgx: None,
+        snp: None,
         rejections: Vec::new(),
     };
     let outcome: Result<PlatformClaimsOrSgx, EvidenceError> = match evidence {
@@ -183,8 +344,24 @@ fn verify(a: VerifyArgs) -> anyhow::Result<()> {
                 now_unix: now,
                 anchors,
                 collateral: collateral.map(Collateral::tdx),
+                expected_nonce: None,
+                gpu_anchors: tl_evidence::nvidia::GpuAnchors::nvidia(),
             };
             verify_bundle(&bundle, &opts).map(|v| PlatformClaimsOrSgx::Claims(Box::new(v.claims)))
+        }
+        Evidence::Snp(bundle) => {
+            report.evidence = "snp-report";
+            let opts = VerifyOptions {
+                now_unix: now,
+                anchors,
+                collateral: None,
+                expected_nonce: None,
+                gpu_anchors: tl_evidence::nvidia::GpuAnchors::nvidia(),
+            };
+            verify_bundle(&bundle, &opts).and_then(|v| match v.snp {
+                Some(snp) => Ok(PlatformClaimsOrSgx::Snp(Box::new(v.claims), Box::new(snp))),
+                None => Err(EvidenceError::SnpReportMalformed("no SEV-SNP report")),
+            })
         }
         Evidence::Sgx(q) => {
             report.evidence = "sgx-quote";
@@ -222,6 +399,25 @@ fn verify(a: VerifyArgs) -> anyhow::Result<()> {
             report.rejections = rejections(policy.evaluate(&claims));
             report.claims = Some(*claims);
         }
+        Ok(PlatformClaimsOrSgx::Snp(claims, snp)) => {
+            report.verified = true;
+            report.tcb_status = Some(format!("{:?}", claims.tcb_status));
+            let appraisal = SnpAppraisal {
+                allow_debug: a.allow_debug,
+                layout: snp.product.tcb_layout(),
+                ..SnpAppraisal::default()
+            };
+            report.rejections = appraisal
+                .appraise(&claims)
+                .into_iter()
+                .map(|f| RejectionOut {
+                    code: f.code(),
+                    detail: snp_finding_detail(f, &snp),
+                })
+                .collect();
+            report.snp = Some(SnpOut::new(&snp));
+            report.claims = Some(*claims);
+        }
         Ok(PlatformClaimsOrSgx::Sgx {
             status,
             advisories,
@@ -247,19 +443,51 @@ fn verify(a: VerifyArgs) -> anyhow::Result<()> {
         }
     }
     report.ok = report.verified && report.rejections.is_empty();
-    crate::output::emit(a.json, &report, print_human)?;
-    if report.ok {
-        Ok(())
-    } else if let Some(code) = report.code {
-        Err(anyhow!("verification failed: {code}"))
+    Ok(report)
+}
+
+/// PLATFORM_INFO: bit 0 SMT enabled, 1 TSME enabled, 2 ECC memory, 3 RAPL
+/// disabled, 4 ciphertext hiding enabled, 5 alias check complete.
+fn platform_info_text(v: u64) -> String {
+    const BITS: [&str; 6] = [
+        "SMT enabled",
+        "TSME enabled",
+        "ECC memory",
+        "RAPL disabled",
+        "ciphertext hiding",
+        "alias check complete",
+    ];
+    let set: Vec<&str> = BITS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| v >> i & 1 == 1)
+        .map(|(_, n)| *n)
+        .collect();
+    if set.is_empty() {
+        format!("{v:#x}")
     } else {
-        let codes: Vec<_> = report.rejections.iter().map(|r| r.code).collect();
-        Err(anyhow!("not accepted by policy: {}", codes.join(", ")))
+        format!("{v:#x} ({})", set.join(", "))
+    }
+}
+
+fn snp_finding_detail(f: SnpFinding, v: &VerifiedSnp) -> String {
+    let r = &v.report;
+    match f {
+        SnpFinding::Debug => format!("guest policy {:#x} allows debugging (bit 19)", r.policy),
+        SnpFinding::MigrationAgent => {
+            format!(
+                "guest policy {:#x} allows a migration agent (bit 18)",
+                r.policy
+            )
+        }
+        SnpFinding::Vmpl => format!("report is from VMPL {}, not VMPL 0", r.vmpl),
+        other => format!("{other:?}"),
     }
 }
 
 enum PlatformClaimsOrSgx {
     Claims(Box<PlatformClaims>),
+    Snp(Box<PlatformClaims>, Box<VerifiedSnp>),
     Sgx {
         status: tl_evidence::TcbStatus,
         advisories: Vec<String>,
@@ -342,6 +570,38 @@ fn print_human(r: &Report) {
             }
         }
     }
+    if let Some(s) = &r.snp {
+        let b = &s.policy_bits;
+        let yn = |x: bool| if x { "yes" } else { "no" };
+        println!(
+            "product:     {} (report v{}, signed by {})",
+            s.product, s.version, s.signing_key
+        );
+        println!("MEASUREMENT: {}", s.measurement);
+        println!("HOST_DATA:   {}", s.host_data);
+        println!("REPORT_DATA: {}", s.report_data);
+        println!("ID_KEY:      {}", s.id_key_digest);
+        println!("AUTHOR_KEY:  {}", s.author_key_digest);
+        println!(
+            "FAMILY_ID:   {}  IMAGE_ID: {}  GUEST_SVN: {}",
+            s.family_id, s.image_id, s.guest_svn
+        );
+        println!(
+            "policy:      {} (ABI {}; debug {}, migration agent {}, SMT {}, single socket {})",
+            s.policy,
+            b.abi,
+            yn(b.debug),
+            yn(b.migration_agent),
+            yn(b.smt),
+            yn(b.single_socket)
+        );
+        println!("VMPL:        {}", s.vmpl);
+        println!("platform:    {}", s.platform_info);
+        println!("reported TCB:  {}", s.reported_tcb.line());
+        println!("committed TCB: {}", s.committed_tcb.line());
+        println!("current TCB:   {}", s.current_tcb.line());
+        println!("firmware:    {}", s.firmware);
+    }
     if let Some(s) = &r.sgx {
         println!("MRENCLAVE:   {}", s.mrenclave);
         println!("MRSIGNER:    {}", s.mrsigner);
@@ -370,6 +630,9 @@ fn detect(raw: &[u8]) -> anyhow::Result<Evidence> {
     if trimmed.first() == Some(&b'{') {
         let b: EvidenceBundle =
             serde_json::from_slice(trimmed).context("evidence bundle JSON does not decode")?;
+        if b.cpu.kind == CpuEvidenceKind::SnpReport {
+            return Ok(Evidence::Snp(b));
+        }
         return Ok(Evidence::Tdx(b));
     }
     let quote = if !trimmed.is_empty()
@@ -385,6 +648,17 @@ fn detect(raw: &[u8]) -> anyhow::Result<Evidence> {
     } else {
         raw.to_vec()
     };
+    if looks_like_snp_report(&quote) {
+        return Ok(Evidence::Snp(EvidenceBundle {
+            version: BUNDLE_VERSION,
+            cpu: CpuEvidence {
+                kind: CpuEvidenceKind::SnpReport,
+                quote,
+                certificates: vec![],
+            },
+            gpus: vec![],
+        }));
+    }
     let tee = quote
         .get(4..8)
         .and_then(|b| <[u8; 4]>::try_from(b).ok())
@@ -402,6 +676,36 @@ fn detect(raw: &[u8]) -> anyhow::Result<Evidence> {
         },
         gpus: vec![],
     }))
+}
+
+/// An SEV-SNP report (1184 bytes, maybe a certificate table after it): a
+/// supported VERSION (a u32 of 2, 3 or 5, where a TDX/SGX quote starts with
+/// a u16 version and a non-zero u16 key type) and SIGNATURE_ALGO 1.
+fn looks_like_snp_report(b: &[u8]) -> bool {
+    let u32_at = |at: usize| {
+        b.get(at..at + 4)
+            .and_then(|x| <[u8; 4]>::try_from(x).ok())
+            .map(u32::from_le_bytes)
+    };
+    b.len() >= REPORT_LEN
+        && u32_at(0).is_some_and(|v| SUPPORTED_VERSIONS.contains(&v))
+        && u32_at(0x34) == Some(SIG_ALGO_ECDSA_P384_SHA384)
+}
+
+/// A chain from a PEM file (every certificate, in order) or one DER certificate.
+fn read_chain(p: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
+    let b = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+    match std::str::from_utf8(&b) {
+        Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => {
+            let certs =
+                tl_ca::certs::pem_to_certs(text).map_err(|e| anyhow!("{}: {e}", p.display()))?;
+            if certs.is_empty() {
+                bail!("{}: no certificate", p.display());
+            }
+            Ok(certs)
+        }
+        _ => Ok(vec![b]),
+    }
 }
 
 fn read_cert(p: &Path) -> anyhow::Result<Vec<u8>> {
@@ -469,6 +773,7 @@ mod tests {
             simulated_root: None,
             accept_tcb: Vec::new(),
             allow_debug: false,
+            certs: None,
             json: true,
         }
     }
@@ -514,5 +819,206 @@ mod tests {
         let mut a = args("tdx/dcap-qvl/sgx_quote", sgx_col, "1752919277");
         a.accept_tcb = vec!["Fine".into()];
         assert!(verify(a).is_err());
+    }
+
+    // SEV-SNP reports from real machines (shared/testdata/sev-snp), at the
+    // MANIFEST's verification times where it gives one.
+    const SNP_T_GO: &str = "2022-09-24T01:00:00Z";
+    const SNP_T_2023: &str = "2023-05-01T00:00:00Z";
+    const SNP_T_2025: &str = "2025-06-01T00:00:00Z";
+
+    fn snp_args(file: &str, certs: Option<&str>, at: &str) -> VerifyArgs {
+        let mut a = args(file, None, at);
+        a.certs = certs.map(data);
+        a
+    }
+
+    fn codes(r: &Report) -> Vec<&'static str> {
+        r.rejections.iter().map(|x| x.code).collect()
+    }
+
+    #[test]
+    fn snp_real_reports_verify_and_print_claims() {
+        let r = evaluate(&snp_args(
+            "sev-snp/virtee-sev/report_milan.hex",
+            Some("sev-snp/virtee-sev/vcek_milan.der"),
+            SNP_T_2023,
+        ))
+        .expect("runs");
+        assert!(r.ok, "code {:?} rejections {:?}", r.code, codes(&r));
+        assert_eq!(r.evidence, "snp-report");
+        let s = r.snp.as_ref().expect("SNP claims");
+        assert_eq!(s.product, "Milan");
+        assert_eq!(s.measurement, "7a1e5c266c0108dbc9bb94fa926951320940915d0aafb42464bd88b579ea158d3e1a0dc39b2c60bd95b9c480cd81841f");
+        assert_eq!(s.policy, "0x30000");
+        assert!(!s.policy_bits.debug && !s.policy_bits.migration_agent);
+        assert!(s.policy_bits.smt && !s.policy_bits.single_socket);
+        assert_eq!(s.vmpl, 0);
+        let t = &s.reported_tcb;
+        assert_eq!((t.bootloader, t.tee, t.snp, t.microcode), (3, 0, 8, 115));
+        assert_eq!(s.firmware, "1.52 build 4");
+        assert_eq!(platform_info_text(0x3), "0x3 (SMT enabled, TSME enabled)");
+        assert_eq!(platform_info_text(0), "0x0");
+        assert!(s.report_data.starts_with("d447b55d"));
+        assert_eq!(
+            verify(snp_args(
+                "sev-snp/virtee-sev/report_milan.hex",
+                Some("sev-snp/virtee-sev/vcek_milan.der"),
+                SNP_T_2023,
+            ))
+            .ok(),
+            Some(())
+        );
+
+        let r = evaluate(&snp_args(
+            "sev-snp/trustee/test-report.bin",
+            Some("sev-snp/trustee/test-vcek.der"),
+            SNP_T_2025,
+        ))
+        .expect("runs");
+        assert!(r.ok, "code {:?} rejections {:?}", r.code, codes(&r));
+        assert_eq!(r.snp.as_ref().map(|s| s.policy.as_str()), Some("0x3001f"));
+    }
+
+    #[test]
+    fn snp_default_appraisal_refuses_debug_and_vmpl() {
+        // go-sev-guest's report: a debug guest, at the MANIFEST time.
+        let a = snp_args(
+            "sev-snp/go-sev-guest/attestation.bin",
+            Some("sev-snp/go-sev-guest/vcek.testcer"),
+            SNP_T_GO,
+        );
+        let r = evaluate(&a).expect("runs");
+        assert!(r.verified && !r.ok);
+        assert_eq!(codes(&r), vec!["SNP_POLICY_DEBUG"]);
+        assert!(r.snp.as_ref().is_some_and(|s| s.policy_bits.debug));
+        assert!(verify(a).is_err());
+        let mut a = snp_args(
+            "sev-snp/go-sev-guest/attestation.bin",
+            Some("sev-snp/go-sev-guest/vcek.testcer"),
+            SNP_T_GO,
+        );
+        a.allow_debug = true;
+        assert!(verify(a).is_ok());
+        // trustee's VLEK report comes from VMPL 1.
+        let r = evaluate(&snp_args(
+            "sev-snp/trustee/test-vlek-report.bin",
+            Some("sev-snp/trustee/test-vlek.der"),
+            SNP_T_2025,
+        ))
+        .expect("runs");
+        assert!(r.verified && !r.ok);
+        assert_eq!(codes(&r), vec!["SNP_VMPL"]);
+        assert_eq!(r.snp.as_ref().map(|s| s.signing_key.as_str()), Some("Vlek"));
+    }
+
+    fn tmp_file(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).expect("write");
+        p
+    }
+
+    #[test]
+    fn snp_input_shapes_table_bundle_and_pem() {
+        use tl_evidence::snp::report::{build_cert_table, CertKind};
+        let dir = tempfile::tempdir().expect("tmp");
+        let report = std::fs::read(data("sev-snp/trustee/test-report.bin")).expect("test data");
+        let vcek = std::fs::read(data("sev-snp/trustee/test-vcek.der")).expect("test data");
+        let at = |p: PathBuf| VerifyArgs {
+            file: p,
+            ..args("x", None, SNP_T_2025)
+        };
+
+        // Report followed by the certificate table, no --certs.
+        let mut ext = report.clone();
+        ext.extend(build_cert_table(&[(CertKind::Vcek, &vcek)]));
+        let r = evaluate(&at(tmp_file(&dir, "ext.bin", &ext))).expect("runs");
+        assert!(r.ok, "{:?} {:?}", r.code, r.error);
+
+        // Bundle JSON of kind snp-report with its chain.
+        let bundle = EvidenceBundle {
+            version: BUNDLE_VERSION,
+            cpu: CpuEvidence {
+                kind: CpuEvidenceKind::SnpReport,
+                quote: report.clone(),
+                certificates: vec![vcek.clone()],
+            },
+            gpus: vec![],
+        };
+        let r = evaluate(&at(tmp_file(&dir, "b.json", &bundle.to_json()))).expect("runs");
+        assert!(r.ok, "{:?} {:?}", r.code, r.error);
+        assert_eq!(r.evidence, "snp-report");
+
+        // --certs as a PEM chain [VCEK, ASK, ARK].
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&vcek);
+        let mut pem = format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n");
+        pem.push_str(
+            &std::fs::read_to_string(data("sev-snp/go-sev-guest/ask_ark_milan.pem"))
+                .expect("test data"),
+        );
+        let mut a = at(tmp_file(&dir, "r.bin", &report));
+        a.certs = Some(tmp_file(&dir, "chain.pem", pem.as_bytes()));
+        let r = evaluate(&a).expect("runs");
+        assert!(r.ok, "{:?} {:?}", r.code, r.error);
+        assert_eq!(
+            read_chain(a.certs.as_deref().expect("set"))
+                .expect("chain")
+                .len(),
+            3
+        );
+
+        // --certs on TDX evidence is a usage error.
+        let mut a = args("tdx/dcap-qvl/tdx_quote", None, "1752919234");
+        a.certs = Some(data("sev-snp/trustee/test-vcek.der"));
+        assert!(evaluate(&a).is_err());
+    }
+
+    #[test]
+    fn snp_tampering_and_missing_chain_fail_with_codes() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let report = std::fs::read(data("sev-snp/trustee/test-report.bin")).expect("test data");
+        let certs = Some("sev-snp/trustee/test-vcek.der");
+        let run = |bytes: &[u8], certs: Option<&str>, at: &str| {
+            let p = tmp_file(&dir, "t.bin", bytes);
+            let mut a = snp_args("x", certs, at);
+            a.file = p;
+            evaluate(&a).expect("runs")
+        };
+        // A flipped measurement bit.
+        let mut t = report.clone();
+        t[0x90] ^= 1;
+        let r = run(&t, certs, SNP_T_2025);
+        assert_eq!((r.ok, r.code), (false, Some("SNP_REPORT_SIGNATURE")));
+        // No chain anywhere.
+        let r = run(&report, None, SNP_T_2025);
+        assert_eq!((r.ok, r.code), (false, Some("SNP_VCEK_CHAIN")));
+        // Another chip's VCEK.
+        let r = run(
+            &report,
+            Some("sev-snp/virtee-sev/vcek_milan.der"),
+            SNP_T_2025,
+        );
+        assert!(!r.ok && r.code.is_some());
+        // After the ASK expired.
+        let r = run(&report, certs, "2060-01-01T00:00:00Z");
+        assert_eq!((r.ok, r.code), (false, Some("CERT_EXPIRED")));
+        // Truncated: not recognised as a report, and never accepted.
+        let p = tmp_file(&dir, "short.bin", &report[..1000]);
+        let mut a = snp_args("x", certs, SNP_T_2025);
+        a.file = p;
+        assert!(evaluate(&a).map_or(true, |r| !r.ok));
+    }
+
+    #[test]
+    fn detects_snp_shapes() {
+        let raw = std::fs::read(data("sev-snp/trustee/test-report.bin")).expect("test data");
+        let hex_text =
+            std::fs::read(data("sev-snp/virtee-sev/report_milan.hex")).expect("test data");
+        assert!(matches!(detect(&raw), Ok(Evidence::Snp(_))));
+        assert!(matches!(detect(&hex_text), Ok(Evidence::Snp(_))));
+        let tdx = std::fs::read(data("tdx/dcap-qvl/tdx_quote")).expect("test data");
+        assert!(!looks_like_snp_report(&tdx));
+        assert!(!looks_like_snp_report(&raw[..1183]));
     }
 }

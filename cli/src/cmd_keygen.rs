@@ -98,8 +98,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let alg = match a.key_type {
         KeyType::Ed25519 => Algorithm::Ed25519,
         KeyType::EcdsaP256 => Algorithm::EcdsaP256,
-        // x25519: delegate to cmd_seal::keygen_x25519
-        KeyType::X25519 => bail!("keygen: x25519 keys: not available in this build"),
+        KeyType::X25519 => {
+            let public = crate::cmd_seal::keygen_x25519(&a.out, a.force).context("keygen")?;
+            let report = Report {
+                r#type: "x25519",
+                private_key: with_suffix(&a.out, ".key").display().to_string(),
+                public_key_file: with_suffix(&a.out, ".pub").display().to_string(),
+                key_id: crate::cmd_report::sha256_hex(public.as_bytes()),
+                public_key: public,
+            };
+            return crate::output::emit(a.json, &report, |r| {
+                println!("wrote {} (private, keep it secret)", r.private_key);
+                println!("wrote {}", r.public_key_file);
+                println!("public key: {}", r.public_key);
+            });
+        }
     };
     let key_path = with_suffix(&a.out, ".key");
     let pub_path = with_suffix(&a.out, ".pub");

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod cmd_demo;
 mod cmd_evidence;
 mod cmd_keygen;
+mod cmd_measure;
 mod cmd_policy;
 mod cmd_report;
 mod cmd_seal;
@@ -53,6 +54,10 @@ enum Cmd {
     /// Verify attestation evidence (TDX/SGX quotes, evidence bundles) with DCAP collateral.
     #[command(subcommand)]
     Evidence(cmd_evidence::Cmd),
+    /// Reproduce launch measurements (SEV-SNP, TDX MRTD/RTMRs, UKI PCR 11) and
+    /// compare a quote's registers with expected values.
+    #[command(subcommand)]
+    Measure(cmd_measure::Cmd),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +72,7 @@ fn main() -> ExitCode {
         Cmd::Report(c) => cmd_report::run_report(c),
         Cmd::Cert(c) => cmd_report::run_cert(c),
         Cmd::Evidence(c) => cmd_evidence::run(c),
+        Cmd::Measure(c) => cmd_measure::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 //! `tl keygen` and `tl policy` end to end, through the binary.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -58,7 +59,6 @@ fn setup(dir: &Path) {
 
 #[test]
 fn keygen_writes_private_key_0600_and_refuses_overwrite() {
-    use std::os::unix::fs::PermissionsExt;
     let d = tempfile::tempdir().unwrap();
     ok(d.path(), &["keygen", "--type", "ed25519", "--out", "k"]);
     let mode = std::fs::metadata(d.path().join("k.key"))
@@ -80,10 +80,26 @@ fn keygen_writes_private_key_0600_and_refuses_overwrite() {
         &["keygen", "--type", "ed25519", "--out", "k", "--force"],
     );
     assert_ne!(std::fs::read(d.path().join("k.key")).unwrap(), before);
+    // Encryption keys: X25519, private key 0600, public key in text form.
+    let j = ok(
+        d.path(),
+        &["keygen", "--type", "x25519", "--out", "x", "--json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+    assert_eq!(v["type"], "x25519");
+    let public = std::fs::read_to_string(d.path().join("x.pub")).unwrap();
+    assert!(public.starts_with("x25519:"), "{public}");
+    assert_eq!(v["public_key"].as_str().unwrap(), public.trim());
+    let mode = std::fs::metadata(d.path().join("x.key"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
     fails(
         d.path(),
         &["keygen", "--type", "x25519", "--out", "x"],
-        "x25519",
+        "OUTPUT_EXISTS",
     );
 }
 

@@ -28,6 +28,8 @@ fn bench(c: &mut Criterion) {
         now_unix: 1_752_919_234,
         anchors: TrustAnchors::intel(INTEL_SGX_ROOT_CA_DER.to_vec()),
         collateral: Some(col),
+        expected_nonce: None,
+        gpu_anchors: tl_evidence::nvidia::GpuAnchors::nvidia(),
     };
     let v = verify_bundle(&bundle, &opts).expect("verifies");
     assert_eq!(v.claims.tcb_status, TcbStatus::UpToDate);

@@ -66,6 +66,22 @@ pub fn gpu_evidence_digest<'a>(evidence: impl IntoIterator<Item = &'a [u8]>) -> 
     h.finalize().into()
 }
 
+/// Domain separation string of [`gpu_nonce`], versioned.
+pub const GPU_NONCE_DOMAIN: &[u8] = b"trusted-loader/gpu-nonce/v1";
+
+/// The 32-byte SPDM nonce that GPU `gpu_index` must answer, derived from the
+/// CA's enrollment nonce:
+/// `SHA-256(frame("trusted-loader/gpu-nonce/v1") || frame(cpu_nonce) || frame(gpu_index as u32 BE))`.
+/// Each GPU gets its own nonce, so a report cannot be moved to another index.
+pub fn gpu_nonce(cpu_nonce: &[u8], gpu_index: u32) -> [u8; 32] {
+    use sha2::Sha256;
+    let mut h = Sha256::new();
+    frame(&mut h, GPU_NONCE_DOMAIN);
+    frame(&mut h, cpu_nonce);
+    frame(&mut h, &gpu_index.to_be_bytes());
+    h.finalize().into()
+}
+
 fn frame(h: &mut impl Digest, field: &[u8]) {
     // Fields are keys, nonces and digests; none comes near 4 GiB, and a field
     // that did would be cut at the length prefix, so saturating keeps
@@ -105,6 +121,22 @@ mod tests {
         let mut with_gpu = b(b"n", b"s", b"e");
         with_gpu.gpu_evidence_digest = gpu_evidence_digest([&b"gpu0"[..]]);
         assert_ne!(base, with_gpu.report_data());
+    }
+
+    #[test]
+    fn gpu_nonce_binds_nonce_and_index() {
+        let n = gpu_nonce(b"nonce", 0);
+        assert_ne!(n, gpu_nonce(b"nonce", 1));
+        assert_ne!(n, gpu_nonce(b"nonc", 0));
+        assert_eq!(n, gpu_nonce(b"nonce", 0));
+        // Pinned vector: any change to the derivation is a format change.
+        let mut h = sha2::Sha256::new();
+        for f in [&b"trusted-loader/gpu-nonce/v1"[..], b"nonce", &[0, 0, 0, 0]] {
+            h.update((f.len() as u32).to_be_bytes());
+            h.update(f);
+        }
+        let want: [u8; 32] = h.finalize().into();
+        assert_eq!(n, want);
     }
 
     #[test]

@@ -83,6 +83,12 @@ pub struct TpmClaims {
 }
 
 /// One attested GPU.
+///
+/// `driver_version`, `vbios_version` and `measurements` come from the
+/// signed SPDM report. `cc_mode` and `debug` (devtools mode) are not stated
+/// by the report: they are what the measured loader read through NVML (it
+/// produces GPU evidence only in CC mode "on"), so they are loader-asserted
+/// and bound through the loader's measurement (see `crate::nvidia`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GpuClaims {
     pub index: u32,

@@ -141,6 +141,70 @@ pub enum EvidenceError {
     /// A CRL does not decode, is not signed by the ARK or is not current.
     #[error("SEV-SNP CRL invalid: {0}")]
     SnpCrl(&'static str),
+    /// A TPM structure (TPMS_ATTEST, TPMT_SIGNATURE, TPM evidence) does not decode.
+    #[error("malformed TPM attestation: {0}")]
+    TpmAttestMalformed(&'static str),
+    /// A TPM algorithm (scheme, hash, curve, key type) is not supported.
+    #[error("unsupported TPM algorithm: {0}")]
+    TpmAlgUnsupported(&'static str),
+    /// The quote's signature does not verify with the AK.
+    #[error("TPM quote signature does not verify with the attestation key")]
+    TpmQuoteSignature,
+    /// The digest of the presented PCR values is not the quote's pcrDigest.
+    #[error("PCR values do not match the quote's PCR digest")]
+    TpmPcrDigestMismatch,
+    /// The presented PCR values do not cover the selection.
+    #[error("PCR values invalid: {0}")]
+    TpmPcrValues(&'static str),
+    /// The quote's extraData is not the expected nonce.
+    #[error("TPM quote extraData does not match the expected nonce")]
+    TpmNonceMismatch,
+    /// No accepted reason to trust the AK (CPU binding, certificate, pin).
+    #[error("TPM attestation key not trusted: {0}")]
+    TpmAkUntrusted(&'static str),
+    /// The AK public key does not decode.
+    #[error("malformed TPM attestation key: {0}")]
+    TpmAkMalformed(&'static str),
+    /// An Azure HCL report does not decode.
+    #[error("malformed HCL report: {0}")]
+    HclReportMalformed(&'static str),
+    /// The CPU report data does not bind the HCL variable data (which holds the AK).
+    #[error("HCL variable data digest does not match the CPU report data")]
+    HclVarDataMismatch,
+    /// A GPU attestation report does not have the SPDM layout it claims.
+    #[error("GPU attestation report malformed: {0}")]
+    GpuReportMalformed(&'static str),
+    /// The GPU report's signature does not verify with the device leaf key.
+    #[error("GPU attestation report signature does not verify")]
+    GpuReportSignature,
+    /// The GPU device certificate chain is broken.
+    #[error("GPU device certificate chain invalid: {0}")]
+    GpuChain(&'static str),
+    /// The GPU device chain does not end at a configured device root.
+    #[error("GPU device certificate chain does not end at a trusted root")]
+    GpuUntrustedRoot,
+    /// The FWID in the report and in the device leaf certificate differ (or
+    /// one is missing).
+    #[error("GPU firmware ID check failed: {0}")]
+    GpuFwidMismatch(&'static str),
+    /// The GPU report answers another nonce than the expected one.
+    #[error("GPU attestation report nonce does not match the expected nonce")]
+    GpuNonceMismatch,
+    /// GPU evidence was given but no CPU nonce to derive GPU nonces from.
+    #[error("GPU evidence present but no expected nonce given")]
+    GpuNonceMissing,
+    /// Two GPU evidence entries carry the same index.
+    #[error("GPU index repeated in the evidence bundle")]
+    GpuIndexDuplicate,
+    /// A RIM (SWID tag) does not parse or lacks a required part.
+    #[error("GPU RIM malformed: {0}")]
+    GpuRimMalformed(&'static str),
+    /// A RIM's XML signature (digest or signature value) does not verify.
+    #[error("GPU RIM signature invalid: {0}")]
+    GpuRimSignature(&'static str),
+    /// A RIM's signing chain is broken or does not end at the RIM root.
+    #[error("GPU RIM certificate chain invalid: {0}")]
+    GpuRimChain(&'static str),
 }
 
 impl EvidenceError {
@@ -186,6 +250,27 @@ impl EvidenceError {
             Self::SnpCertExtension(_) => "SNP_CERT_EXTENSION",
             Self::SnpCertRevoked => "SNP_CERT_REVOKED",
             Self::SnpCrl(_) => "SNP_CRL_INVALID",
+            Self::TpmAttestMalformed(_) => "TPM_ATTEST_MALFORMED",
+            Self::TpmAlgUnsupported(_) => "TPM_ALG_UNSUPPORTED",
+            Self::TpmQuoteSignature => "TPM_QUOTE_SIGNATURE",
+            Self::TpmPcrDigestMismatch => "TPM_PCR_DIGEST_MISMATCH",
+            Self::TpmPcrValues(_) => "TPM_PCR_VALUES",
+            Self::TpmNonceMismatch => "TPM_NONCE_MISMATCH",
+            Self::TpmAkUntrusted(_) => "TPM_AK_UNTRUSTED",
+            Self::TpmAkMalformed(_) => "TPM_AK_MALFORMED",
+            Self::HclReportMalformed(_) => "TPM_HCL_REPORT_MALFORMED",
+            Self::HclVarDataMismatch => "TPM_HCL_VAR_DATA_MISMATCH",
+            Self::GpuReportMalformed(_) => "GPU_REPORT_MALFORMED",
+            Self::GpuReportSignature => "GPU_REPORT_SIGNATURE",
+            Self::GpuChain(_) => "GPU_CHAIN",
+            Self::GpuUntrustedRoot => "GPU_UNTRUSTED_ROOT",
+            Self::GpuFwidMismatch(_) => "GPU_FWID_MISMATCH",
+            Self::GpuNonceMismatch => "GPU_NONCE_MISMATCH",
+            Self::GpuNonceMissing => "GPU_NONCE_MISSING",
+            Self::GpuIndexDuplicate => "GPU_INDEX_DUPLICATE",
+            Self::GpuRimMalformed(_) => "GPU_RIM_MALFORMED",
+            Self::GpuRimSignature(_) => "GPU_RIM_SIGNATURE",
+            Self::GpuRimChain(_) => "GPU_RIM_CHAIN",
         }
     }
 }

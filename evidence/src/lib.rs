@@ -14,14 +14,16 @@ pub mod claims;
 pub mod dcap;
 pub mod error;
 pub mod hexser;
+pub mod nvidia;
 pub mod sim;
 pub mod snp;
 pub mod tdx;
+pub mod tpm;
 pub mod verify;
 mod x509;
 
 pub use accept::AcceptPolicy;
-pub use claims::{PlatformClaims, TcbStatus, TeeKind};
+pub use claims::{GpuClaims, PlatformClaims, TcbStatus, TeeKind};
 pub use dcap::TdxCollateral;
 pub use error::EvidenceError;
 pub use sim::{SimMeasurements, SimSnpMeasurements, SimTee};

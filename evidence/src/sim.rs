@@ -50,6 +50,19 @@ pub const SIM_NOT_AFTER_UNIX: u64 = 4_070_908_800;
 /// TCB status of simulated evidence: simulated platform, `UpToDate` by
 /// construction. Claims from simulated evidence also carry `simulated = true`.
 pub const SIMULATED_TCB_STATUS: TcbStatus = TcbStatus::UpToDate;
+/// Common name of the simulated PCK Platform CA (issuer of the PCK leaf).
+pub const SIM_PCK_CA_CN: &str = "trusted-loader simulated TEE PCK Platform CA (NOT FOR PRODUCTION)";
+/// Common name of the simulated TCB signing certificate (signs collateral).
+pub const SIM_TCB_SIGNING_CN: &str =
+    "trusted-loader simulated TEE TCB signing (NOT FOR PRODUCTION)";
+/// FMSPC of the simulated platform (PCK certificate and TCB info).
+pub const SIM_FMSPC: [u8; 6] = [0x00, 0x5e, 0x51, 0x4d, 0x00, 0x00];
+/// PCE-ID of the simulated platform.
+pub const SIM_PCE_ID: [u8; 2] = [0x00, 0x00];
+/// SGX TCB component SVNs 1..16 in the simulated PCK certificate.
+pub const SIM_CPU_SVN_COMPONENTS: [u8; 16] = [3, 3, 2, 2, 4, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0];
+/// PCESVN in the simulated PCK certificate.
+pub const SIM_PCE_SVN: u16 = 13;
 /// QE vendor ID written into simulated quotes (Intel's, as in real quotes).
 pub const SIM_QE_VENDOR_ID: [u8; 16] = [
     0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07,
@@ -125,6 +138,8 @@ impl SimTee {
         let pck_kp = rcgen_key(&pck_key);
         let (root_cert, root_kp) = sim_root(&prk, &root_key);
 
+        let (ca_cert, ca_kp) = sim_pck_ca(&prk, &root_cert, &root_kp);
+
         let mut pck = base_params(SIM_PCK_CN, serial(&prk, b"pck-serial"));
         pck.is_ca = IsCa::ExplicitNoCa;
         pck.key_usages = vec![
@@ -132,9 +147,13 @@ impl SimTee {
             KeyUsagePurpose::ContentCommitment,
         ];
         pck.use_authority_key_identifier_extension = true;
+        pck.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
+            SGX_EXTENSION_ARCS,
+            sgx_extension(&okm32(&prk, b"pck-ppid", 0)),
+        )];
         // As above: fixed parameters, P-256 keys.
         let pck_cert = pck
-            .signed_by(&pck_kp, &root_cert, &root_kp)
+            .signed_by(&pck_kp, &ca_cert, &ca_kp)
             .expect("fixed PCK parameters");
 
         let root_pem = root_cert.pem();
@@ -143,9 +162,99 @@ impl SimTee {
             pck_key,
             ak_key,
             root_der: root_cert.der().to_vec(),
-            chain_pem: format!("{}{}", pck_cert.pem(), root_pem),
+            chain_pem: format!("{}{}{}", pck_cert.pem(), ca_cert.pem(), root_pem),
             root_pem,
         }
+    }
+
+    /// The simulated PCK certificate's serial number (DER INTEGER content
+    /// bytes, as CRLs list it).
+    pub fn pck_serial(&self) -> Vec<u8> {
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, HKDF_SALT).extract(&self.seed);
+        serial_bytes(&prk, b"pck-serial").to_vec()
+    }
+
+    /// DCAP collateral for the simulated platform, as a `QuoteCollateralV3`
+    /// JSON document (the shape [`crate::dcap::TdxCollateral::from_json`]
+    /// reads and PCCS clients write). See [`SimCollateralOptions`] for what
+    /// it contains. Signed by keys derived from the seed and chained to the
+    /// simulated root, so the real DCAP appraisal checks it with the
+    /// simulated root as the collateral's anchor.
+    pub fn tdx_collateral_json(&self, o: &SimCollateralOptions) -> Vec<u8> {
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, HKDF_SALT).extract(&self.seed);
+        let root_key = derive_key(&prk, b"root-key");
+        let (root_cert, root_kp) = sim_root(&prk, &root_key);
+        let (ca_cert, ca_kp) = sim_pck_ca(&prk, &root_cert, &root_kp);
+        let signer_key = derive_key(&prk, b"tcb-signing-key");
+        let signer_kp = rcgen_key(&signer_key);
+        let mut sp = base_params(SIM_TCB_SIGNING_CN, serial(&prk, b"tcb-signing-serial"));
+        sp.is_ca = IsCa::ExplicitNoCa;
+        sp.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::ContentCommitment,
+        ];
+        sp.use_authority_key_identifier_extension = true;
+        // Fixed parameters, P-256 keys: generation cannot fail.
+        let signer_cert = sp
+            .signed_by(&signer_kp, &root_cert, &root_kp)
+            .expect("fixed TCB signing parameters");
+
+        let issued = crate::dcap::time::format_rfc3339_utc(o.issued_at_unix);
+        let next =
+            crate::dcap::time::format_rfc3339_utc(o.issued_at_unix.saturating_add(o.validity_secs));
+        let tcb_info = sim_tcb_info(&issued, &next, o.platform_status).to_string();
+        let qe_identity = sim_qe_identity(&issued, &next).to_string();
+        let sign = |b: &[u8]| {
+            let s: Signature = signer_key.sign(b);
+            hex::encode(s.to_bytes())
+        };
+        let crl = |revoked: &[Vec<u8>], cert: &rcgen::Certificate, kp: &KeyPair| {
+            let params = rcgen::CertificateRevocationListParams {
+                this_update: offset_time(o.issued_at_unix),
+                next_update: offset_time(o.issued_at_unix.saturating_add(o.validity_secs)),
+                crl_number: SerialNumber::from_slice(&[1]),
+                issuing_distribution_point: None,
+                revoked_certs: revoked
+                    .iter()
+                    .map(|s| rcgen::RevokedCertParams {
+                        serial_number: SerialNumber::from_slice(s),
+                        revocation_time: offset_time(o.issued_at_unix),
+                        reason_code: None,
+                        invalidity_date: None,
+                    })
+                    .collect(),
+                key_identifier_method: rcgen::KeyIdMethod::Sha256,
+            };
+            // CA issuers with cRLSign and valid, fixed parameters.
+            params
+                .signed_by(cert, kp)
+                .expect("simulated CRL parameters")
+                .der()
+                .to_vec()
+        };
+        let root_pem = root_cert.pem();
+        let signer_chain = format!("{}{}", signer_cert.pem(), root_pem);
+        serde_json::json!({
+            "pck_crl_issuer_chain": format!("{}{}", ca_cert.pem(), root_pem),
+            "root_ca_crl": hex::encode(crl(&o.revoked_ca_serials, &root_cert, &root_kp)),
+            "pck_crl": hex::encode(crl(&o.revoked_pck_serials, &ca_cert, &ca_kp)),
+            "tcb_info_issuer_chain": signer_chain,
+            "tcb_info_signature": sign(tcb_info.as_bytes()),
+            "tcb_info": tcb_info,
+            "qe_identity_issuer_chain": signer_chain,
+            "qe_identity_signature": sign(qe_identity.as_bytes()),
+            "qe_identity": qe_identity,
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    /// [`Self::tdx_collateral_json`], parsed.
+    pub fn tdx_collateral(&self, o: &SimCollateralOptions) -> crate::dcap::TdxCollateral {
+        // The document was written just above in the shape the parser
+        // reads, with well-formed values: parsing cannot fail.
+        crate::dcap::TdxCollateral::from_json(&self.tdx_collateral_json(o))
+            .expect("simulated collateral parses")
     }
 
     /// The simulated root certificate (DER), to configure as
@@ -246,6 +355,230 @@ impl SimTee {
     }
 }
 
+/// What [`SimTee::tdx_collateral_json`] produces.
+///
+/// TCB info (`id` `TDX`, version 3, FMSPC [`SIM_FMSPC`], PCE-ID
+/// [`SIM_PCE_ID`], tcbEvaluationDataNumber 17): `tdxModule` and one module
+/// identity `TDX_01` (MRSIGNER zero, attributes zero under an all-ones mask)
+/// with levels isvsvn 4 `UpToDate` and isvsvn 2 `OutOfDate`; platform
+/// levels, best first: the simulated platform's own TCB
+/// ([`SIM_CPU_SVN_COMPONENTS`], PCESVN [`SIM_PCE_SVN`], TDX components
+/// `00 00 03 00..`) with `platform_status`, then a lower one (all SGX
+/// components 1, PCESVN 5, TDX components zero) `OutOfDate` with advisory
+/// `SIM-SA-00001`. QE identity (`TD_QE`, version 2): the simulated QE's
+/// MRSIGNER and ISVPRODID 2, MISCSELECT 0 under mask FFFFFFFF, ATTRIBUTES
+/// 11.. under mask FBFFFFFFFFFFFFFF0..., one level isvsvn 0 `UpToDate`.
+/// Both are signed by the simulated TCB signing key (chain: TCB signing
+/// certificate, root). The root CA CRL is signed by the root, the PCK CRL by
+/// the simulated PCK CA. Every dated item runs from `issued_at_unix` for
+/// `validity_secs`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimCollateralOptions {
+    /// issueDate of TCB info and QE identity, thisUpdate of both CRLs.
+    pub issued_at_unix: u64,
+    /// nextUpdate = issued_at_unix + validity_secs.
+    pub validity_secs: u64,
+    /// Serials (DER INTEGER content bytes) the PCK CRL lists, e.g.
+    /// [`SimTee::pck_serial`].
+    pub revoked_pck_serials: Vec<Vec<u8>>,
+    /// Serials the root CA CRL lists.
+    pub revoked_ca_serials: Vec<Vec<u8>>,
+    /// Status of the platform TCB level the simulated platform matches.
+    pub platform_status: TcbStatus,
+}
+
+impl SimCollateralOptions {
+    /// Collateral current at `now_unix` for 30 days (issued one hour
+    /// before), nothing revoked, the simulated TCB `UpToDate`.
+    pub fn at(now_unix: u64) -> Self {
+        SimCollateralOptions {
+            issued_at_unix: now_unix.saturating_sub(3600),
+            validity_secs: 30 * 86_400,
+            revoked_pck_serials: Vec::new(),
+            revoked_ca_serials: Vec::new(),
+            platform_status: TcbStatus::UpToDate,
+        }
+    }
+}
+
+fn status_text(s: TcbStatus) -> &'static str {
+    match s {
+        TcbStatus::UpToDate => "UpToDate",
+        TcbStatus::SWHardeningNeeded => "SWHardeningNeeded",
+        TcbStatus::ConfigurationNeeded => "ConfigurationNeeded",
+        TcbStatus::ConfigurationAndSWHardeningNeeded => "ConfigurationAndSWHardeningNeeded",
+        TcbStatus::OutOfDateConfigurationNeeded => "OutOfDateConfigurationNeeded",
+        TcbStatus::Revoked => "Revoked",
+        // TCB info has no NotApplicable level; OutOfDate is the closest.
+        _ => "OutOfDate",
+    }
+}
+
+fn svn_list(svns: &[u8; 16]) -> serde_json::Value {
+    serde_json::Value::Array(
+        svns.iter()
+            .map(|s| serde_json::json!({ "svn": s }))
+            .collect(),
+    )
+}
+
+fn sim_tcb_info(issued: &str, next: &str, status: TcbStatus) -> serde_json::Value {
+    let mut tdx_own = [0u8; 16];
+    tdx_own[2] = 3;
+    let module = |id: Option<&str>| {
+        let mut m = serde_json::json!({
+            "mrsigner": hex::encode_upper([0u8; 48]),
+            "attributes": "0000000000000000",
+            "attributesMask": "FFFFFFFFFFFFFFFF",
+        });
+        if let Some(id) = id {
+            m["id"] = id.into();
+            m["tcbLevels"] = serde_json::json!([
+                { "tcb": { "isvsvn": 4 }, "tcbDate": "2024-03-13T00:00:00Z", "tcbStatus": "UpToDate" },
+                { "tcb": { "isvsvn": 2 }, "tcbDate": "2023-08-09T00:00:00Z", "tcbStatus": "OutOfDate" },
+            ]);
+        }
+        m
+    };
+    serde_json::json!({
+        "id": "TDX",
+        "version": 3,
+        "issueDate": issued,
+        "nextUpdate": next,
+        "fmspc": hex::encode_upper(SIM_FMSPC),
+        "pceId": hex::encode_upper(SIM_PCE_ID),
+        "tcbType": 0,
+        "tcbEvaluationDataNumber": 17,
+        "tdxModule": module(None),
+        "tdxModuleIdentities": [module(Some("TDX_01"))],
+        "tcbLevels": [
+            {
+                "tcb": {
+                    "sgxtcbcomponents": svn_list(&SIM_CPU_SVN_COMPONENTS),
+                    "pcesvn": SIM_PCE_SVN,
+                    "tdxtcbcomponents": svn_list(&tdx_own),
+                },
+                "tcbDate": "2024-03-13T00:00:00Z",
+                "tcbStatus": status_text(status),
+            },
+            {
+                "tcb": {
+                    "sgxtcbcomponents": svn_list(&[1; 16]),
+                    "pcesvn": 5,
+                    "tdxtcbcomponents": svn_list(&[0; 16]),
+                },
+                "tcbDate": "2018-01-04T00:00:00Z",
+                "tcbStatus": "OutOfDate",
+                "advisoryIDs": ["SIM-SA-00001"],
+            },
+        ],
+    })
+}
+
+fn sim_qe_identity(issued: &str, next: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": "TD_QE",
+        "version": 2,
+        "issueDate": issued,
+        "nextUpdate": next,
+        "tcbEvaluationDataNumber": 17,
+        "miscselect": "00000000",
+        "miscselectMask": "FFFFFFFF",
+        "attributes": "11000000000000000000000000000000",
+        "attributesMask": "FBFFFFFFFFFFFFFF0000000000000000",
+        "mrsigner": hex::encode_upper(Sha256::digest(b"trusted-loader simulated QE signer")),
+        "isvprodid": 2,
+        "tcbLevels": [
+            { "tcb": { "isvsvn": 0 }, "tcbDate": "2024-03-13T00:00:00Z", "tcbStatus": "UpToDate" }
+        ],
+    })
+}
+
+fn offset_time(unix: u64) -> time::OffsetDateTime {
+    let t = i64::try_from(unix.min(253_402_300_799)).unwrap_or(0);
+    // Clamped to 9999-12-31T23:59:59Z, within OffsetDateTime's range.
+    time::OffsetDateTime::from_unix_timestamp(t).expect("clamped timestamp")
+}
+
+/// OID arcs of the Intel SGX extension (1.2.840.113741.1.13.1).
+const SGX_EXTENSION_ARCS: &[u64] = &[1, 2, 840, 113741, 1, 13, 1];
+
+/// DER of the Intel SGX extension as Intel's PCK certificates carry it:
+/// `SEQUENCE { PPID, TCB { comp01..16, pcesvn, cpusvn }, PCE-ID, FMSPC,
+/// SGX type }`, each entry `SEQUENCE { OID, value }`.
+fn sgx_extension(ppid_seed: &[u8; 32]) -> Vec<u8> {
+    use der::asn1::{ObjectIdentifier, OctetStringRef};
+    use der::Encode;
+    const BASE: &str = "1.2.840.113741.1.13.1";
+    // Fixed OIDs, small integers and short octet strings: encoding cannot
+    // fail.
+    let oid = |tail: &str| {
+        ObjectIdentifier::new(&format!("{BASE}{tail}"))
+            .expect("fixed OID")
+            .to_der()
+            .expect("OID encodes")
+    };
+    let octets = |b: &[u8]| {
+        OctetStringRef::new(b)
+            .expect("short octet string")
+            .to_der()
+            .expect("octet string encodes")
+    };
+    let int = |v: u16| v.to_der().expect("integer encodes");
+    let entry = |tail: &str, value: Vec<u8>| der_seq(&[oid(tail), value].concat());
+    let mut tcb = Vec::new();
+    for (i, c) in SIM_CPU_SVN_COMPONENTS.iter().enumerate() {
+        tcb.extend(entry(&format!(".2.{}", i + 1), int(u16::from(*c))));
+    }
+    tcb.extend(entry(".2.17", int(SIM_PCE_SVN)));
+    tcb.extend(entry(".2.18", octets(&SIM_CPU_SVN_COMPONENTS)));
+    let body = [
+        entry(".1", octets(&ppid_seed[..16])),
+        entry(".2", der_seq(&tcb)),
+        entry(".3", octets(&SIM_PCE_ID)),
+        entry(".4", octets(&SIM_FMSPC)),
+        // SGX type: Standard (ENUMERATED 0).
+        entry(".5", vec![0x0a, 0x01, 0x00]),
+    ]
+    .concat();
+    der_seq(&body)
+}
+
+/// A DER SEQUENCE around `content` (at most 64 KiB, as used here).
+fn der_seq(content: &[u8]) -> Vec<u8> {
+    let n = content.len();
+    let mut out = vec![0x30];
+    let len = n.to_be_bytes();
+    if n < 0x80 {
+        out.extend_from_slice(&len[len.len() - 1..]);
+    } else if n < 0x100 {
+        out.push(0x81);
+        out.extend_from_slice(&len[len.len() - 1..]);
+    } else {
+        out.push(0x82);
+        out.extend_from_slice(&len[len.len() - 2..]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+fn sim_pck_ca(
+    prk: &hkdf::Prk,
+    root_cert: &rcgen::Certificate,
+    root_kp: &KeyPair,
+) -> (rcgen::Certificate, KeyPair) {
+    let ca_kp = rcgen_key(&derive_key(prk, b"pck-ca-key"));
+    let mut ca = base_params(SIM_PCK_CA_CN, serial(prk, b"pck-ca-serial"));
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.use_authority_key_identifier_extension = true;
+    // Fixed parameters, P-256 keys: generation cannot fail.
+    let ca_cert = ca
+        .signed_by(&ca_kp, root_cert, root_kp)
+        .expect("fixed PCK CA parameters");
+    (ca_cert, ca_kp)
+}
+
 fn sim_root(prk: &hkdf::Prk, root_key: &SigningKey) -> (rcgen::Certificate, KeyPair) {
     let root_kp = rcgen_key(root_key);
     let mut root = base_params(SIM_ROOT_CN, serial(prk, b"root-serial"));
@@ -290,10 +623,16 @@ fn okm32(prk: &hkdf::Prk, label: &[u8], counter: u8) -> [u8; 32] {
 }
 
 fn serial(prk: &hkdf::Prk, label: &[u8]) -> SerialNumber {
-    let mut s = okm32(prk, label, 0);
+    SerialNumber::from_slice(&serial_bytes(prk, label))
+}
+
+fn serial_bytes(prk: &hkdf::Prk, label: &[u8]) -> [u8; 16] {
+    let s = okm32(prk, label, 0);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&s[..16]);
     // Positive and non-zero, 16 bytes.
-    s[0] = (s[0] & 0x7f) | 0x40;
-    SerialNumber::from_slice(&s[..16])
+    out[0] = (out[0] & 0x7f) | 0x40;
+    out
 }
 
 fn base_params(cn: &str, serial: SerialNumber) -> CertificateParams {

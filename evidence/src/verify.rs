@@ -7,7 +7,7 @@
 //! rejected with `SIMULATED_ROOT_NOT_ALLOWED`.
 
 use crate::bundle::{CpuEvidenceKind, EvidenceBundle, BUNDLE_VERSION};
-use crate::claims::{PlatformClaims, TcbStatus, TdxClaims, TeeKind};
+use crate::claims::{GpuClaims, PlatformClaims, TcbStatus, TdxClaims, TeeKind};
 use crate::error::EvidenceError;
 use crate::tdx::verify::{verify_quote_signatures, PckInfo, VerifiedQuote};
 use crate::x509::{self, P256Cert};
@@ -23,6 +23,10 @@ pub struct TrustAnchors {
     /// The simulated TEE's root certificate (DER). Set it only when the
     /// operator explicitly enables simulated evidence; never by default.
     pub simulated_root_der: Option<Vec<u8>>,
+    /// TPM AKs the operator pins (TPM public area or SPKI DER).
+    pub tpm_pinned_aks: Vec<Vec<u8>>,
+    /// The root (DER, P-256) that certifies TPM AKs.
+    pub tpm_ak_root_der: Option<Vec<u8>>,
 }
 
 impl TrustAnchors {
@@ -30,15 +34,15 @@ impl TrustAnchors {
     pub fn intel(intel_root_der: Vec<u8>) -> Self {
         TrustAnchors {
             intel_root_der: Some(intel_root_der),
-            simulated_root_der: None,
+            ..TrustAnchors::default()
         }
     }
 
     /// Trust the simulated root only (explicit operator choice).
     pub fn simulated(simulated_root_der: Vec<u8>) -> Self {
         TrustAnchors {
-            intel_root_der: None,
             simulated_root_der: Some(simulated_root_der),
+            ..TrustAnchors::default()
         }
     }
 
@@ -104,6 +108,12 @@ pub struct VerifyOptions {
     pub now_unix: u64,
     pub anchors: TrustAnchors,
     pub collateral: Option<Collateral>,
+    /// The CA's enrollment nonce. GPU reports must answer
+    /// [`crate::binding::gpu_nonce`] of it; required when the bundle
+    /// carries GPU evidence (`GPU_NONCE_MISSING` otherwise).
+    pub expected_nonce: Option<Vec<u8>>,
+    /// Roots for GPU device chains; NVIDIA's device root by default.
+    pub gpu_anchors: crate::nvidia::GpuAnchors,
 }
 
 impl VerifyOptions {
@@ -113,6 +123,8 @@ impl VerifyOptions {
             now_unix,
             anchors,
             collateral: None,
+            expected_nonce: None,
+            gpu_anchors: crate::nvidia::GpuAnchors::nvidia(),
         }
     }
 }
@@ -130,6 +142,9 @@ pub struct VerifiedEvidence {
     pub pck: Option<PckInfo>,
     /// For SEV-SNP: the verified report, its product and chain kind.
     pub snp: Option<crate::snp::VerifiedSnp>,
+    /// Identity of each verified GPU (FWID, leaf serial, opaque data), in
+    /// bundle order, beside `claims.gpus`.
+    pub gpu_devices: Vec<crate::nvidia::GpuDevice>,
 }
 
 impl VerifiedEvidence {
@@ -153,11 +168,19 @@ impl VerifiedEvidence {
 /// TDX quotes: see [`crate::tdx::verify`] for the signature and chain
 /// checks. The TCB status and advisory IDs then come from DCAP collateral
 /// for real evidence ([`crate::dcap`]; without collateral:
-/// `EVIDENCE_COLLATERAL_MISSING`); for evidence chained
-/// to the simulated root it is [`crate::sim::SIMULATED_TCB_STATUS`]
-/// (simulated platform, `UpToDate` by construction), and `simulated = true`
-/// marks it. GPU evidence is not verified yet, so a bundle that carries any
-/// is rejected as unsupported rather than passed unchecked.
+/// `EVIDENCE_COLLATERAL_MISSING`). For evidence chained to the simulated
+/// root, `simulated = true` marks the claims; with collateral (simulated
+/// collateral from [`crate::sim::SimTee::tdx_collateral`]) the same DCAP
+/// appraisal runs with the simulated root as the collateral's anchor, and
+/// without it the status is [`crate::sim::SIMULATED_TCB_STATUS`]
+/// (`UpToDate` by construction).
+///
+/// GPU evidence: each entry's SPDM report is verified with its device chain
+/// against [`VerifyOptions::gpu_anchors`] and must answer the nonce
+/// [`crate::binding::gpu_nonce`]`(expected_nonce, index)` (see
+/// [`crate::nvidia`]); the claims land in `claims.gpus`. That the CPU
+/// evidence binds exactly these reports is checked by
+/// [`VerifiedEvidence::check_binding`].
 pub fn verify_bundle(
     bundle: &EvidenceBundle,
     opts: &VerifyOptions,
@@ -165,9 +188,8 @@ pub fn verify_bundle(
     if bundle.version != BUNDLE_VERSION {
         return Err(EvidenceError::Unsupported("evidence bundle version"));
     }
-    if !bundle.gpus.is_empty() {
-        return Err(EvidenceError::Unsupported("GPU evidence verification"));
-    }
+    // GPUs first: whatever the CPU evidence kind, no GPU entry passes unchecked.
+    let (gpus, gpu_devices) = verify_gpus(bundle, opts)?;
     match bundle.cpu.kind {
         CpuEvidenceKind::TdxQuote => {}
         CpuEvidenceKind::SnpReport => {
@@ -178,19 +200,52 @@ pub fn verify_bundle(
                 &opts.anchors,
                 opts.now_unix,
             )?;
+            let mut claims = crate::snp::snp_claims(&v);
+            claims.gpus = gpus;
             return Ok(VerifiedEvidence {
-                claims: crate::snp::snp_claims(&v),
+                claims,
                 evidence_digest: bundle.digest(),
                 gpu_evidence_digest: bundle.gpu_evidence_digest(),
                 pck: None,
                 snp: Some(v),
+                gpu_devices,
             });
         }
-        _ => return Err(EvidenceError::Unsupported("CPU evidence kind")),
+        CpuEvidenceKind::TpmQuote => {
+            let v = crate::tpm::verify_bundle_quote(
+                &bundle.cpu.quote,
+                &bundle.cpu.certificates,
+                &opts.anchors,
+                opts.now_unix,
+            )?;
+            let mut claims = v.claims();
+            claims.gpus = gpus;
+            return Ok(VerifiedEvidence {
+                claims,
+                evidence_digest: bundle.digest(),
+                gpu_evidence_digest: bundle.gpu_evidence_digest(),
+                pck: None,
+                snp: None,
+                gpu_devices,
+            });
+        }
     }
     let vq = verify_quote_signatures(&bundle.cpu.quote, &opts.anchors, opts.now_unix)?;
     let (tcb_status, advisory_ids) = match vq.anchor {
-        AnchorKind::Simulated => (crate::sim::SIMULATED_TCB_STATUS, Vec::new()),
+        AnchorKind::Simulated => match &opts.collateral {
+            None => (crate::sim::SIMULATED_TCB_STATUS, Vec::new()),
+            Some(Collateral::Tdx(c)) => {
+                // Simulated collateral (crate::sim) through the same DCAP
+                // appraisal as real quotes, anchored at the simulated root.
+                let root = opts
+                    .anchors
+                    .simulated_root_der
+                    .as_deref()
+                    .ok_or(EvidenceError::NoTrustAnchor)?;
+                let e = appraise_tdx(&vq, c, root, opts.now_unix)?;
+                (e.status, e.advisory_ids)
+            }
+        },
         AnchorKind::Amd => return Err(EvidenceError::TdxPckChain("AMD root for a TDX quote")),
         AnchorKind::Intel => match &opts.collateral {
             None => return Err(EvidenceError::CollateralMissing),
@@ -207,13 +262,49 @@ pub fn verify_bundle(
     };
     let mut claims = tdx_claims(&vq, tcb_status);
     claims.advisory_ids = advisory_ids;
+    claims.gpus = gpus;
     Ok(VerifiedEvidence {
         claims,
         evidence_digest: bundle.digest(),
         gpu_evidence_digest: bundle.gpu_evidence_digest(),
         pck: vq.pck,
         snp: None,
+        gpu_devices,
     })
+}
+
+/// Verify every GPU entry of `bundle` (see [`verify_bundle`]).
+pub fn verify_gpus(
+    bundle: &EvidenceBundle,
+    opts: &VerifyOptions,
+) -> Result<(Vec<GpuClaims>, Vec<crate::nvidia::GpuDevice>), EvidenceError> {
+    if bundle.gpus.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let cpu_nonce = opts
+        .expected_nonce
+        .as_deref()
+        .ok_or(EvidenceError::GpuNonceMissing)?;
+    let mut claims = Vec::with_capacity(bundle.gpus.len());
+    let mut devices = Vec::with_capacity(bundle.gpus.len());
+    for (i, g) in bundle.gpus.iter().enumerate() {
+        if bundle.gpus.iter().take(i).any(|o| o.index == g.index) {
+            return Err(EvidenceError::GpuIndexDuplicate);
+        }
+        let nonce = crate::binding::gpu_nonce(cpu_nonce, g.index);
+        let v = crate::nvidia::verify_report(
+            &g.report,
+            &g.certificates,
+            &nonce,
+            &opts.gpu_anchors,
+            opts.now_unix,
+        )?;
+        // CC mode and devtools are loader-asserted: the loader emits GPU
+        // evidence only for GPUs in CC mode "on" (see `crate::nvidia`).
+        claims.push(v.claims(g.index, true, false));
+        devices.push(v.device(g.index));
+    }
+    Ok((claims, devices))
 }
 
 /// Appraise a signature-checked TDX quote against DCAP collateral (see

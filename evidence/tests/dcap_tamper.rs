@@ -25,6 +25,8 @@ fn run(j: &Value) -> Result<TcbStatus, EvidenceError> {
         now_unix: NOW,
         anchors: TrustAnchors::intel(INTEL_SGX_ROOT_CA_DER.to_vec()),
         collateral: Some(Collateral::tdx(col)),
+        expected_nonce: None,
+        gpu_anchors: tl_evidence::nvidia::GpuAnchors::nvidia(),
     };
     let b = EvidenceBundle {
         version: BUNDLE_VERSION,

@@ -43,6 +43,8 @@ fn verify(
         now_unix: now,
         anchors: TrustAnchors::intel(INTEL_SGX_ROOT_CA_DER.to_vec()),
         collateral: Some(Collateral::tdx(col)),
+        expected_nonce: None,
+        gpu_anchors: tl_evidence::nvidia::GpuAnchors::nvidia(),
     };
     verify_bundle(&bundle(data(quote)), &opts)
 }
@@ -165,6 +167,8 @@ fn times_outside_the_window_are_rejected() {
             now_unix: now,
             anchors: TrustAnchors::intel(INTEL_SGX_ROOT_CA_DER.to_vec()),
             collateral: Some(Collateral::Tdx(c.clone())),
+            expected_nonce: None,
+            gpu_anchors: tl_evidence::nvidia::GpuAnchors::nvidia(),
         };
         verify_bundle(&bundle(data(TDX_QUOTE)), &opts)
     };

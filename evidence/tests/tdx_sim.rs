@@ -53,7 +53,7 @@ fn sim_quote_verifies_with_simulated_root() {
     assert_eq!(t.xfam, m.xfam);
     assert_eq!(t.tee_tcb_svn, m.tee_tcb_svn);
     assert_eq!(t.mrservicetd, None);
-    assert_eq!(v.pck, None);
+    assert_eq!(v.pck.map(|p| p.fmspc), Some(tl_evidence::sim::SIM_FMSPC));
 }
 
 #[test]
@@ -251,7 +251,7 @@ fn gpu_evidence_is_not_passed_unchecked() {
         verify_bundle(&b, &sim_opts(&sim))
             .expect_err("must be rejected")
             .code(),
-        "EVIDENCE_UNSUPPORTED"
+        "GPU_NONCE_MISSING"
     );
 }
 
@@ -304,9 +304,9 @@ fn known_answer_zero_seed() {
          0835d472f2908545f01dfccf4d692b0f"
     );
     let q = sim.tdx_quote(&[0u8; 64], &m);
-    assert_eq!(q.len(), 2805);
+    assert_eq!(q.len(), 4269);
     assert_eq!(
         hex::encode(sha2::Sha256::digest(&q)),
-        "f44b0c72e48b38d892ba023cf9847191861a84457f7d0bdbc6c1263f00ed2079"
+        "c30647a63d3205fa1abbd9a4e2e6a1a7849ea68a949706c6e1cbf2756b558943"
     );
 }

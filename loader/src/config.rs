@@ -26,6 +26,9 @@ pub enum TeeChoice {
 pub enum KeyMode {
     /// A fresh key per boot.
     Ephemeral,
+    /// Derived from the SEV-SNP firmware's derived key (needs `tee = "snp"`).
+    #[serde(rename = "snp-derived")]
+    SnpDerived,
 }
 
 fn default_tsm_root() -> PathBuf {
@@ -54,6 +57,11 @@ pub struct LoaderConfig {
     /// configfs-tsm report root.
     #[serde(default = "default_tsm_root")]
     pub tsm_root: PathBuf,
+    /// TDX measurement register directory (RTMR3 extends, see [`crate::tdx`]);
+    /// default for `tee = "tdx"`: /sys/class/misc/tdx_guest/measurements.
+    /// For `tee = "sim"` extends go there only when it is set.
+    #[serde(default)]
+    pub tdx_measurements_dir: Option<PathBuf>,
     /// Directory where the order and grants appear.
     pub order_source_dir: PathBuf,
     /// How long to wait for the order, in seconds (1..=86400).
@@ -104,6 +112,9 @@ pub struct LoaderConfig {
     /// `POST`ed for the owners (`http(s)://`); goes with `order_url`.
     #[serde(default)]
     pub publish_url: Option<String>,
+    /// `[gpu]`: where GPUs are inventoried and NVML is loaded from.
+    #[serde(default)]
+    pub gpu: crate::gpu::GpuConfig,
     /// The configuration text as read (its digest goes into the event log).
     #[serde(skip)]
     source: String,
@@ -188,6 +199,11 @@ impl LoaderConfig {
             ));
         }
         c.check_pid1()?;
+        if c.key_mode == KeyMode::SnpDerived && c.tee != TeeChoice::Snp {
+            return Err(bad(
+                "key_mode = \"snp-derived\" requires tee = \"snp\"".into()
+            ));
+        }
         for (name, p) in [
             ("ca_root", &c.ca_root),
             ("tsm_root", &c.tsm_root),
@@ -196,10 +212,24 @@ impl LoaderConfig {
             ("report_out", &c.report_out),
             ("publish_dir", &c.publish_dir),
             ("output_dir", &c.output_dir),
-        ] {
+            ("gpu.pci_devices_root", &c.gpu.pci_devices_root),
+        ]
+        .into_iter()
+        .chain(
+            c.tdx_measurements_dir
+                .as_ref()
+                .map(|p| ("tdx_measurements_dir", p)),
+        ) {
             if !p.is_absolute() {
                 return Err(bad(format!("{name} must be an absolute path")));
             }
+        }
+        if c.gpu
+            .nvml_library
+            .as_ref()
+            .is_some_and(|p| !p.is_absolute())
+        {
+            return Err(bad("gpu.nvml_library must be an absolute path".into()));
         }
         Ok(c)
     }
@@ -241,6 +271,29 @@ output_dir = "/run/outputs"
         assert_eq!(c.tsm_root, PathBuf::from("/sys/kernel/config/tsm/report"));
         assert!(c.tmpfs);
         assert_eq!(c.work_base, PathBuf::from("/run"));
+        assert_eq!(
+            c.gpu.pci_devices_root,
+            PathBuf::from("/sys/bus/pci/devices")
+        );
+        assert_eq!(c.gpu.nvml_library, None);
+    }
+
+    #[test]
+    fn gpu_section() {
+        let c = LoaderConfig::from_toml(&format!(
+            "{GOOD}\n[gpu]\npci_devices_root = \"/tmp/pci\"\nnvml_library = \"/opt/nvml.so\""
+        ))
+        .unwrap();
+        assert_eq!(c.gpu.pci_devices_root, PathBuf::from("/tmp/pci"));
+        assert_eq!(c.gpu.nvml_library, Some(PathBuf::from("/opt/nvml.so")));
+        let code = |t: &str| {
+            LoaderConfig::from_toml(&format!("{GOOD}\n[gpu]\n{t}"))
+                .unwrap_err()
+                .code()
+        };
+        assert_eq!(code("nvml_library = \"nvml.so\""), "CONFIG_INVALID");
+        assert_eq!(code("pci_devices_root = \"pci\""), "CONFIG_INVALID");
+        assert_eq!(code("other = 1"), "CONFIG_INVALID");
     }
 
     #[test]
@@ -268,6 +321,15 @@ output_dir = "/run/outputs"
         );
         assert_eq!(LoaderConfig::from_toml(&sim).unwrap().tee, TeeChoice::Sim);
         assert_eq!(code("not toml ["), "CONFIG_INVALID");
+        let snp = GOOD
+            .replace("\"auto\"", "\"snp\"")
+            .replace("\"ephemeral\"", "\"snp-derived\"");
+        let c = LoaderConfig::from_toml(&snp).unwrap();
+        assert_eq!((c.tee, c.key_mode), (TeeChoice::Snp, KeyMode::SnpDerived));
+        assert_eq!(
+            code(&GOOD.replace("\"ephemeral\"", "\"snp-derived\"")),
+            "CONFIG_INVALID"
+        );
     }
 
     #[test]

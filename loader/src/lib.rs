@@ -6,11 +6,13 @@
 //! * [`workdir`]: the plaintext work area (tmpfs) and its wipe;
 //! * [`sandbox`]: the engine's unprivileged, namespaced launch and supervision;
 //! * [`cel`] (pure): canonical event log and software register replay;
+//! * [`gpu`]: NVIDIA GPU inventory (sysfs) and attestation evidence (NVML at run time);
 //! * [`pid1`]: PID 1 helpers; [`config`]: the loader configuration.
 
 pub mod cel;
 pub mod client;
 pub mod config;
+pub mod gpu;
 pub mod halt;
 pub mod keys;
 pub mod pid1;
@@ -18,5 +20,8 @@ pub mod pipeline;
 pub mod relay;
 pub mod sandbox;
 pub mod sim_tsm;
+pub mod snp;
+pub mod tdx;
+pub mod tpm;
 pub mod tsm;
 pub mod workdir;

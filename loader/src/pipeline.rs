@@ -28,7 +28,7 @@ use tl_seal::stream::{open_stream, OpenOptions};
 
 use crate::cel::Event;
 use crate::client::CaClient;
-use crate::config::{LoaderConfig, TeeChoice};
+use crate::config::{KeyMode, LoaderConfig, TeeChoice};
 use crate::halt::{Halt, HaltCode, HaltContext};
 use crate::keys::LoaderKeys;
 use crate::sandbox::{self, EngineExit, LaunchOptions, LaunchSpec};
@@ -97,10 +97,13 @@ pub fn run(
     let started = now_unix();
     let clock = Instant::now();
     let mut excluded = Duration::ZERO;
-    ctx.event_log.record(Event::LoaderStarted {
+    // The hardware register (TDX RTMR3) first, so every event reaches it.
+    crate::tdx::install(cfg, ctx)?;
+    let started_ev = ctx.event_log.record(Event::LoaderStarted {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         config_sha256: hex::encode(tl_ca::sha256(cfg.source_text().as_bytes())),
     });
+    extend(ctx, &started_ev)?;
 
     // 1. TEE and keys. Local keys exist before the quote so the quote binds them.
     let provider = provider_for(cfg)?;
@@ -114,13 +117,24 @@ pub fn run(
             cfg.tsm_root.display()
         ),
     );
-    let keys = LoaderKeys::ephemeral()?;
+    let (keys, key_source) = match cfg.key_mode {
+        KeyMode::Ephemeral => (LoaderKeys::ephemeral()?, "ephemeral"),
+        // Never an ephemeral fallback: a failed derivation halts.
+        KeyMode::SnpDerived => {
+            let (enc, _) =
+                crate::snp::sealed_encryption_key_from(Path::new(crate::snp::SEV_GUEST_DEVICE))?;
+            (
+                LoaderKeys::with_encryption(enc)?,
+                "SEV-SNP derived (sealed)",
+            )
+        }
+    };
     let (csr_der, spki_der) = keys.csr()?;
     let enc_pub = keys.encryption_public_raw();
     progress(
         "keys",
         &format!(
-            "ephemeral signing key (P-256) and encryption key {}",
+            "ephemeral signing key (P-256) and {key_source} encryption key {}",
             keys.encryption().public_key().to_text()
         ),
     );
@@ -148,8 +162,20 @@ pub fn run(
     let nonce_bytes = STANDARD
         .decode(&nonce.nonce)
         .map_err(|e| Halt::new(HaltCode::CaResponseInvalid, format!("nonce: {e}")))?;
-    let bundle_gpus = Vec::new();
-    let gpu_digest = tl_evidence::binding::gpu_evidence_digest([]);
+    // GPU evidence answers nonces derived from the CA's and is bound into
+    // the CPU quote below; any GPU present but not attested halts here.
+    let gpus = crate::gpu::collect(&cfg.gpu, &nonce_bytes)?;
+    progress(
+        "gpu",
+        &format!(
+            "{} NVIDIA GPU(s) on the PCI bus, {} attestation report(s) in CC mode",
+            gpus.inventory.len(),
+            gpus.evidence.len()
+        ),
+    );
+    let bundle_gpus = gpus.evidence.clone();
+    let gpu_digest =
+        tl_evidence::binding::gpu_evidence_digest(bundle_gpus.iter().map(|g| g.report.as_slice()));
     let report_data = Binding {
         nonce: &nonce_bytes,
         signing_public_key: &spki_der,
@@ -157,23 +183,43 @@ pub fn run(
         gpu_evidence_digest: gpu_digest,
     }
     .report_data();
-    let tsm = TsmClient::new(cfg.tsm_root.clone(), provider);
-    let report = tsm.get_report(&report_data).map_err(Halt::from)?;
-    let bundle = EvidenceBundle {
-        version: BUNDLE_VERSION,
-        cpu: CpuEvidence {
+    let (cpu, what) = if provider == TsmProvider::Snp {
+        let ev = crate::snp::collect_evidence(
+            &cfg.tsm_root,
+            Path::new(crate::snp::SEV_GUEST_DEVICE),
+            &report_data,
+        )?;
+        let what = format!(
+            "SEV-SNP report via {:?}, {} certificate(s){}",
+            ev.source,
+            ev.cpu.certificates.len(),
+            ev.table_note.map(|n| format!(" ({n})")).unwrap_or_default()
+        );
+        (ev.cpu, what)
+    } else {
+        let tsm = TsmClient::new(cfg.tsm_root.clone(), provider);
+        let report = tsm.get_report(&report_data).map_err(Halt::from)?;
+        let what = format!(
+            "TDX quote ({} bytes, generation {})",
+            report.outblob.len(),
+            report.generation
+        );
+        let cpu = CpuEvidence {
             kind: CpuEvidenceKind::TdxQuote,
             quote: report.outblob,
             certificates: vec![],
-        },
+        };
+        (cpu, what)
+    };
+    let bundle = EvidenceBundle {
+        version: BUNDLE_VERSION,
+        cpu,
         gpus: bundle_gpus,
     };
     progress(
         "evidence",
         &format!(
-            "TDX quote ({} bytes, generation {}) binding nonce, signing key, encryption key and {} GPU report(s)",
-            bundle.cpu.quote.len(),
-            report.generation,
+            "{what} binding nonce, signing key, encryption key and {} GPU report(s)",
             bundle.gpus.len()
         ),
     );
@@ -285,6 +331,11 @@ pub fn run(
     )
     .map_err(|e| Halt::new(HaltCode::OrderInvalid, format!("signing acceptance: {e}")))?;
     client.accept_order(&accept)?;
+    // The appraisal passed: only now may the driver accept work on the GPUs.
+    if let Some(session) = &gpus.session {
+        session.set_ready()?;
+        progress("gpu", "GPUs set ready (confidential-computing ready state)");
+    }
     let digest_ev = ctx.event_log.record(Event::order_accepted(digest));
     extend(ctx, &digest_ev)?;
     progress(
@@ -724,15 +775,14 @@ fn provider_for(cfg: &LoaderConfig) -> Result<TsmProvider, Halt> {
             Ok(TsmProvider::Named(SIM_PROVIDER.to_owned()))
         }
         TeeChoice::Tdx => Ok(TsmProvider::Tdx),
-        TeeChoice::Snp => Err(Halt::new(
-            HaltCode::TeeUnavailable,
-            "SEV-SNP evidence collection is not in this build",
-        )),
+        TeeChoice::Snp => Ok(TsmProvider::Snp),
         TeeChoice::Auto => {
             if Path::new("/dev/tdx_guest").exists() {
                 Ok(TsmProvider::Tdx)
+            } else if Path::new(crate::snp::SEV_GUEST_DEVICE).exists() {
+                Ok(TsmProvider::Snp)
             } else {
-                Err(Halt::new(HaltCode::TeeUnavailable, "no supported hardware TEE found (no /dev/tdx_guest); the simulated TEE is never chosen automatically"))
+                Err(Halt::new(HaltCode::TeeUnavailable, "no supported hardware TEE found (no /dev/tdx_guest or /dev/sev-guest); the simulated TEE is never chosen automatically"))
             }
         }
     }

@@ -133,6 +133,9 @@ impl From<TsmError> for Halt {
 pub struct TsmReport {
     /// The quote / attestation report.
     pub outblob: Vec<u8>,
+    /// The `auxblob` attribute when the provider has one and it is non-empty
+    /// (SEV-SNP: the host's certificate table).
+    pub auxblob: Option<Vec<u8>>,
     /// The provider that produced it.
     pub provider: String,
     /// The entry's generation for this report.
@@ -297,6 +300,20 @@ impl TsmClient {
             }
             std::thread::sleep(self.poll_step);
         };
+        let auxpath = entry.join("auxblob");
+        let auxblob = match read_capped(&auxpath, MAX_OUTBLOB + 1) {
+            Ok(b) if b.len() as u64 > MAX_OUTBLOB => return Err(TsmError::OutblobTooLarge),
+            Ok(b) if !b.is_empty() => Some(b),
+            Ok(_) => None,
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(TsmError::Io {
+                    op: "read",
+                    path: auxpath,
+                    source,
+                })
+            }
+        };
         let provider = self.wait_attr(entry, "provider")?;
         let after = self.generation(entry)?;
         if after != before.wrapping_add(1) {
@@ -314,6 +331,7 @@ impl TsmClient {
         }
         Ok(TsmReport {
             outblob,
+            auxblob,
             provider,
             generation: after,
         })

@@ -455,16 +455,30 @@ pub fn random_salt() -> Result<[u8; 32], SealError> {
     Ok(s)
 }
 
+/// One batch of plaintext, shared read-only by the consumers. Dropping the
+/// last reference returns the buffer to the pool, whichever thread (or
+/// dropped channel) held it, so buffers are never lost on error paths.
 struct Batch {
     buf: Vec<u8>,
     len: usize,
     first_leaf: usize,
+    free: mpsc::Sender<Vec<u8>>,
 }
 
-fn recycle(b: Arc<Batch>, free: &mpsc::Sender<Vec<u8>>) {
-    if let Some(b) = Arc::into_inner(b) {
+impl Drop for Batch {
+    fn drop(&mut self) {
         // The receiver is gone only when the producer has finished.
-        let _ = free.send(b.buf);
+        let _ = self.free.send(std::mem::take(&mut self.buf));
+    }
+}
+
+/// A consumer hung up: report the writer's error if it has one.
+fn stopped(
+    writer: &mut Option<std::thread::ScopedJoinHandle<'_, Result<(), SealError>>>,
+) -> SealError {
+    match writer.take().map(|h| h.join()) {
+        Some(Ok(Err(e))) => e,
+        _ => SealError::Internal("pipeline thread stopped"),
     }
 }
 
@@ -472,18 +486,20 @@ fn recycle(b: Arc<Batch>, free: &mpsc::Sender<Vec<u8>>) {
 /// it produces. `produce` fills the buffer (of `batch_cap` bytes) with the
 /// next batch of plaintext and returns its length, or `None` at the end.
 /// Every batch but the last is a whole number of tree leaves.
-fn pipeline<F>(
+fn pipeline<F, S>(
     set: DigestSet,
     threads: usize,
     batch_cap: usize,
     mut produce: F,
+    sink: Option<&mut S>,
 ) -> Result<(u64, Digests), SealError>
 where
     F: FnMut(&mut [u8]) -> Result<Option<usize>, SealError>,
+    S: Write + Send + ?Sized,
 {
     let tree_workers = if set.tree_sha256 { threads.max(1) } else { 0 };
-    let consumers = tree_workers + usize::from(set.flat());
-    let n_bufs = (consumers + 2)
+    let consumers = tree_workers + usize::from(set.flat()) + usize::from(sink.is_some());
+    let n_bufs = (consumers + 3)
         .min(MAX_BUFFER_BYTES / batch_cap.max(1))
         .max(2);
 
@@ -493,13 +509,12 @@ where
         let mut flat_handle = None;
         if set.flat() {
             let (tx, rx) = mpsc::sync_channel::<Arc<Batch>>(n_bufs);
-            let free = free_tx.clone();
             flat_tx = Some(tx);
             flat_handle = Some(s.spawn(move || {
                 let mut h = FlatHasher::new(set);
                 for b in rx {
                     h.update(b.buf.get(..b.len).unwrap_or_default());
-                    recycle(b, &free);
+                    drop(b);
                 }
                 h.finish()
             }));
@@ -514,7 +529,6 @@ where
             for _ in 0..tree_workers {
                 let rx = Arc::clone(&rx);
                 let res = res_tx.clone();
-                let free = free_tx.clone();
                 tree_handles.push(s.spawn(move || loop {
                     let next = match rx.lock() {
                         Ok(guard) => guard.recv(),
@@ -525,20 +539,25 @@ where
                     for (i, leaf) in data.chunks(TREE_LEAF_SIZE).enumerate() {
                         let _ = res.send((b.first_leaf + i, leaf_hash(leaf)));
                     }
-                    recycle(b, &free);
+                    drop(b);
                 }));
             }
         }
         drop(res_tx);
-        // With consumers, buffers come back through them only, so that a dead
-        // consumer turns into an error rather than a hang.
-        let own_free = if consumers == 0 {
-            Some(free_tx)
-        } else {
-            drop(free_tx);
-            None
-        };
-
+        let mut write_tx = None;
+        let mut write_handle = None;
+        if let Some(w) = sink {
+            let (tx, rx) = mpsc::sync_channel::<Arc<Batch>>(n_bufs);
+            write_tx = Some(tx);
+            write_handle = Some(s.spawn(move || -> Result<(), SealError> {
+                for b in rx {
+                    w.write_all(b.buf.get(..b.len).unwrap_or_default())
+                        .map_err(SealError::Write)?;
+                    drop(b);
+                }
+                w.flush().map_err(SealError::Write)
+            }));
+        }
         let mut allocated = 0usize;
         let mut total: u64 = 0;
         let mut leaves = 0usize;
@@ -549,9 +568,11 @@ where
                     allocated += 1;
                     vec![0u8; batch_cap]
                 }
+                // free_tx lives until the end of this loop, and every batch
+                // returns its buffer when dropped.
                 Err(_) => free_rx
                     .recv()
-                    .map_err(|_| SealError::Internal("hash thread stopped"))?,
+                    .map_err(|_| SealError::Internal("buffer pool closed"))?,
             };
             let Some(len) = produce(&mut buf)? else { break };
             total += len as u64;
@@ -559,19 +580,30 @@ where
                 buf,
                 len,
                 first_leaf: leaves,
+                free: free_tx.clone(),
             });
             leaves += len.div_ceil(TREE_LEAF_SIZE);
-            if let Some(tx) = &tree_tx {
-                tx.send(Arc::clone(&batch))
-                    .map_err(|_| SealError::Internal("tree thread stopped"))?;
+            // The producer keeps no reference: the last consumer to finish
+            // with a batch returns its buffer to the pool.
+            let targets: Vec<&mpsc::SyncSender<Arc<Batch>>> = [&write_tx, &tree_tx, &flat_tx]
+                .into_iter()
+                .flatten()
+                .collect();
+            match targets.split_last() {
+                Some((last, rest)) => {
+                    for t in rest {
+                        t.send(Arc::clone(&batch))
+                            .map_err(|_| stopped(&mut write_handle))?;
+                    }
+                    last.send(batch).map_err(|_| stopped(&mut write_handle))?;
+                }
+                None => drop(batch),
             }
-            if let Some(tx) = &flat_tx {
-                tx.send(Arc::clone(&batch))
-                    .map_err(|_| SealError::Internal("hash thread stopped"))?;
-            }
-            if let Some(free) = &own_free {
-                recycle(batch, free);
-            }
+        }
+        drop(write_tx);
+        if let Some(h) = write_handle {
+            h.join()
+                .map_err(|_| SealError::Internal("writer thread panicked"))??;
         }
         drop(flat_tx);
         drop(tree_tx);
@@ -700,7 +732,13 @@ pub fn seal_stream<R: Read, W: Write>(
         }
         Ok(Some(want))
     };
-    let (total, d) = pipeline(digests, hash_threads, batch_pt, produce)?;
+    let (total, d) = pipeline(
+        digests,
+        hash_threads,
+        batch_pt,
+        produce,
+        None::<&mut std::io::Sink>,
+    )?;
     w.flush().map_err(SealError::Write)?;
     Ok(SealSummary {
         sealed_len: header.sealed_len(),
@@ -726,13 +764,15 @@ pub fn read_header<R: Read>(r: &mut R) -> Result<(SealedHeader, [u8; HEADER_LEN]
 }
 
 /// Decrypt a sealed component from `r` to `w`, hashing the plaintext in the
-/// same pass (decryption on the calling thread, hashing on others, at most a
-/// few batches of `max(segment size, 1 MiB)` in memory).
+/// same pass. Reading and decryption run on the calling thread, writing on
+/// one thread, flat hashing on another and tree leaves on `hash_threads`
+/// more, all at once; at most a few batches of `max(segment size, 1 MiB)`
+/// are in memory.
 ///
 /// **On error, discard everything written to `w`**: authenticated plaintext
 /// of earlier segments may have been written before the error (for example a
 /// truncation is only seen at the end). See the module documentation.
-pub fn open_stream<R: Read, W: Write>(
+pub fn open_stream<R: Read, W: Write + Send>(
     key: &ContentKey,
     r: &mut R,
     w: &mut W,
@@ -776,12 +816,16 @@ pub fn open_stream<R: Read, W: Write>(
                 return Err(SealError::TrailingData);
             }
         }
-        w.write_all(buf.get(..off).ok_or(SealError::Internal("batch buffer"))?)
-            .map_err(SealError::Write)?;
+
         Ok(Some(off))
     };
-    let (total, digests) = pipeline(opts.digests, opts.hash_threads, batch_pt + TAG_LEN, produce)?;
-    w.flush().map_err(SealError::Write)?;
+    let (total, digests) = pipeline(
+        opts.digests,
+        opts.hash_threads,
+        batch_pt + TAG_LEN,
+        produce,
+        Some(w),
+    )?;
     Ok(OpenSummary {
         plaintext_len: total,
         digests,

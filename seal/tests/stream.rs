@@ -111,6 +111,13 @@ fn round_trip_many_leaves_small_segments() {
 }
 
 #[test]
+fn round_trip_more_batches_than_buffers() {
+    // Far more 1 MiB batches than pooled buffers: buffers must be recycled.
+    round_trip(12 * TREE_LEAF_SIZE + 1, 4096);
+    round_trip(20 * TREE_LEAF_SIZE, 1 << 20);
+}
+
+#[test]
 fn round_trip_segments_larger_than_leaves() {
     // 2 MiB segments: each holds two leaves.
     round_trip(5 * TREE_LEAF_SIZE + 17, 2 << 20);
@@ -390,4 +397,44 @@ fn content_key_text() {
     }
     assert!(ContentKey::from_text("ck:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").is_ok());
     assert_eq!(format!("{k:?}"), "ContentKey(..)");
+}
+
+/// A writer that fails after `left` bytes.
+struct FailingWriter {
+    left: usize,
+}
+impl std::io::Write for FailingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Err(std::io::Error::other("disk full"));
+        }
+        let n = buf.len().min(self.left);
+        self.left -= n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn write_failure_is_reported_not_hung() {
+    // Many batches, so the failure happens while buffers are in flight.
+    let pt = data(16 * TREE_LEAF_SIZE, 10);
+    let sealed = seal(&pt, 1 << 20);
+    for set in [DigestSet::SHA256, DigestSet::TREE, DigestSet::ALL] {
+        for left in [0usize, 1, 3 * TREE_LEAF_SIZE + 5] {
+            let mut w = FailingWriter { left };
+            let r = open_stream(
+                &key(),
+                &mut &sealed[..],
+                &mut w,
+                OpenOptions {
+                    digests: set,
+                    hash_threads: 2,
+                },
+            );
+            assert_eq!(r.unwrap_err().code(), "SEALED_WRITE_FAILED", "left {left}");
+        }
+    }
 }

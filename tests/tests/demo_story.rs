@@ -134,3 +134,8 @@ fn wrong_platform_halts() {
 fn dead_ca_halts() {
     tamper("ca-down", &["ENROLL_UNREACHABLE", "ENROLL_TIMEOUT"]);
 }
+
+#[test]
+fn out_of_date_tcb_halts() {
+    tamper("tcb", &["ENROLL_REJECTED"]);
+}

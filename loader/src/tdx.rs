@@ -1,0 +1,317 @@
+//! Intel TDX runtime measurement: extending RTMR3.
+//!
+//! Every event the loader records (configuration, order, components,
+//! failure) is a SHA-384 digest extended into RTMR3, so that a later quote
+//! shows it and a verifier can replay the canonical event log against it.
+//!
+//! Interface: the kernel's TSM measurement file
+//! `/sys/class/misc/tdx_guest/measurements/rtmr3:sha384` (Linux 6.16+).
+//! Writing exactly 48 bytes at offset 0 in one `write` extends RTMR3 with
+//! them (the kernel refuses any other offset or length, so the file is
+//! opened without `O_APPEND` and written once). The directory is a
+//! parameter so tests can point it at a plain file.
+//!
+//! Not implemented: the `TDX_CMD_EXTEND_RTMR` ioctl of older out-of-tree
+//! kernels, and the TDREPORT fallback (`TDX_CMD_GET_REPORT0` on
+//! `/dev/tdx_guest` plus quoting through the host's QGS over vsock) for
+//! kernels without configfs-tsm. On such kernels the loader halts with
+//! `EVIDENCE_COLLECT_FAILED` rather than run unmeasured.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::cel::Sha384Value;
+use crate::config::{LoaderConfig, TeeChoice};
+use crate::halt::{Halt, HaltCode, HaltContext};
+
+/// The kernel's TDX measurement register directory.
+pub const DEFAULT_MEASUREMENTS_DIR: &str = "/sys/class/misc/tdx_guest/measurements";
+/// The RTMR3 file in that directory.
+pub const RTMR3_FILE: &str = "rtmr3:sha384";
+
+/// Why an extend failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TdxError {
+    #[error("RTMR3 interface {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("RTMR3 interface {path} took {written} of 48 bytes")]
+    ShortWrite { path: PathBuf, written: usize },
+}
+
+impl TdxError {
+    /// Stable reason code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Io { .. } => "TDX_RTMR_IO",
+            Self::ShortWrite { .. } => "TDX_RTMR_SHORT_WRITE",
+        }
+    }
+}
+
+impl From<TdxError> for Halt {
+    fn from(e: TdxError) -> Halt {
+        Halt::new(
+            HaltCode::EvidenceCollectFailed,
+            format!("{} ({})", e, e.code()),
+        )
+    }
+}
+
+/// Extends RTMR3 through the TSM measurement file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rtmr3Extender {
+    path: PathBuf,
+}
+
+impl Rtmr3Extender {
+    /// The extender for `measurements_dir/rtmr3:sha384`.
+    pub fn new(measurements_dir: &Path) -> Self {
+        Rtmr3Extender {
+            path: measurements_dir.join(RTMR3_FILE),
+        }
+    }
+
+    /// The file written to.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Check that the interface exists and opens for writing, without
+    /// extending anything.
+    pub fn probe(&self) -> Result<(), TdxError> {
+        self.open().map(drop)
+    }
+
+    fn open(&self) -> Result<std::fs::File, TdxError> {
+        // No create (the kernel provides the file), no append (the kernel
+        // refuses offsets other than 0), no truncate (not supported there).
+        OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .map_err(|source| TdxError::Io {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    /// Extend RTMR3 with `digest`: one 48-byte write at offset 0.
+    pub fn extend(&self, digest: &Sha384Value) -> Result<(), TdxError> {
+        let mut f = self.open()?;
+        let written = f.write(digest).map_err(|source| TdxError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        if written != digest.len() {
+            return Err(TdxError::ShortWrite {
+                path: self.path.clone(),
+                written,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The extender the configuration asks for: for `tee = "tdx"` RTMR3 under
+/// `tdx_measurements_dir` (default [`DEFAULT_MEASUREMENTS_DIR`]); for
+/// `tee = "sim"` only when `tdx_measurements_dir` is set (the simulated
+/// TEE's event log is otherwise the only record); none for other TEEs.
+pub fn extender_for(cfg: &LoaderConfig) -> Option<Rtmr3Extender> {
+    match (cfg.tee, &cfg.tdx_measurements_dir) {
+        (TeeChoice::Tdx, dir) => Some(Rtmr3Extender::new(
+            dir.as_deref()
+                .unwrap_or(Path::new(DEFAULT_MEASUREMENTS_DIR)),
+        )),
+        (TeeChoice::Sim, Some(dir)) => Some(Rtmr3Extender::new(dir)),
+        _ => None,
+    }
+}
+
+/// Probe the configured extender and install it as `ctx`'s hardware
+/// extender. A missing or unwritable interface is an
+/// `EVIDENCE_COLLECT_FAILED` halt: the loader does not run unmeasured.
+pub fn install(cfg: &LoaderConfig, ctx: &mut HaltContext) -> Result<(), Halt> {
+    let Some(ext) = extender_for(cfg) else {
+        return Ok(());
+    };
+    ext.probe()?;
+    ctx.set_extender(move |d| ext.extend(d).map_err(|e| format!("{e} ({})", e.code())));
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::halt::HaltMode;
+
+    fn ctx() -> HaltContext {
+        HaltContext::with_streams(
+            HaltMode::Service,
+            Box::new(std::io::sink()),
+            Box::new(std::io::sink()),
+        )
+    }
+
+    #[test]
+    fn extend_writes_exactly_the_digest_at_offset_zero() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join(RTMR3_FILE);
+        std::fs::write(&f, b"").unwrap();
+        let e = Rtmr3Extender::new(d.path());
+        assert_eq!(e.path(), f);
+        let a: Sha384Value = [0xa5; 48];
+        e.extend(&a).unwrap();
+        assert_eq!(std::fs::read(&f).unwrap(), a.to_vec());
+        // Each extend is its own 48-byte write at offset 0.
+        let mut b: Sha384Value = [0; 48];
+        b[47] = 1;
+        e.extend(&b).unwrap();
+        assert_eq!(std::fs::read(&f).unwrap(), b.to_vec());
+    }
+
+    #[test]
+    fn missing_or_unwritable_interface_fails() {
+        let d = tempfile::tempdir().unwrap();
+        let e = Rtmr3Extender::new(d.path());
+        // Missing: never created by the loader.
+        let err = e.extend(&[1; 48]).unwrap_err();
+        assert_eq!(err.code(), "TDX_RTMR_IO");
+        assert!(!e.path().exists());
+        assert_eq!(Halt::from(err).code, HaltCode::EvidenceCollectFailed);
+        // A directory in its place cannot be opened for writing.
+        std::fs::create_dir(e.path()).unwrap();
+        assert_eq!(e.probe().unwrap_err().code(), "TDX_RTMR_IO");
+    }
+
+    fn cfg(tee: &str, dir: Option<&Path>) -> LoaderConfig {
+        let mut t = format!(
+            r#"
+ca_url = "https://127.0.0.1:1"
+ca_root = "/nonexistent/ca.pem"
+tee = "{tee}"
+allow_simulation = true
+order_source_dir = "/nonexistent/order"
+deadline_seconds = 1
+key_mode = "ephemeral"
+report_out = "/nonexistent/report.json"
+publish_dir = "/nonexistent/publish"
+output_dir = "/nonexistent/out"
+"#
+        );
+        if let Some(d) = dir {
+            t.push_str(&format!(
+                "tdx_measurements_dir = {:?}\n",
+                d.display().to_string()
+            ));
+        }
+        LoaderConfig::from_toml(&t).unwrap()
+    }
+
+    #[test]
+    fn extender_choice_by_tee() {
+        let d = Path::new("/x/measurements");
+        assert_eq!(
+            extender_for(&cfg("tdx", None)).unwrap().path(),
+            Path::new("/sys/class/misc/tdx_guest/measurements/rtmr3:sha384")
+        );
+        assert_eq!(
+            extender_for(&cfg("tdx", Some(d))).unwrap().path(),
+            d.join(RTMR3_FILE)
+        );
+        assert_eq!(extender_for(&cfg("sim", None)), None);
+        assert_eq!(
+            extender_for(&cfg("sim", Some(d))).unwrap().path(),
+            d.join(RTMR3_FILE)
+        );
+    }
+
+    /// The whole pipeline with `tee = "tdx"` and its work, publish and
+    /// output directories under `base`.
+    fn run_tdx(base: &Path, measurements: &Path) -> (Result<(), Halt>, Vec<String>, HaltContext) {
+        let t = format!(
+            r#"
+ca_url = "https://127.0.0.1:1"
+ca_root = "{b}/ca.pem"
+tee = "tdx"
+tdx_measurements_dir = "{m}"
+order_source_dir = "{b}/order"
+deadline_seconds = 1
+work_base = "{b}/work"
+tmpfs = false
+key_mode = "ephemeral"
+report_out = "{b}/report.json"
+publish_dir = "{b}/publish"
+output_dir = "{b}/out"
+"#,
+            b = base.display(),
+            m = measurements.display()
+        );
+        let cfg = LoaderConfig::from_toml(&t).unwrap();
+        let mut c = ctx();
+        let mut stages = Vec::new();
+        let mut progress = |stage: &str, _: &str| stages.push(stage.to_owned());
+        let r = crate::pipeline::run(&cfg, &mut c, &mut progress).map(|_| ());
+        (r, stages, c)
+    }
+
+    #[test]
+    fn pipeline_halts_first_when_rtmr3_is_missing() {
+        let d = tempfile::tempdir().unwrap();
+        let (r, stages, c) = run_tdx(d.path(), &d.path().join("measurements"));
+        assert_eq!(r.unwrap_err().code, HaltCode::EvidenceCollectFailed);
+        // Nothing happened: no stage, no event, no directory, no launch.
+        assert!(stages.is_empty());
+        assert!(c.event_log.records().is_empty());
+        let left: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+        assert!(left.is_empty());
+    }
+
+    #[test]
+    fn pipeline_extends_the_first_event_into_rtmr3() {
+        let d = tempfile::tempdir().unwrap();
+        let m = d.path().join("measurements");
+        std::fs::create_dir(&m).unwrap();
+        std::fs::write(m.join(RTMR3_FILE), b"").unwrap();
+        let (r, _, c) = run_tdx(d.path(), &m);
+        // It goes on until the CA root (absent here) stops it.
+        assert_eq!(r.unwrap_err().code, HaltCode::ConfigInvalid);
+        assert_eq!(c.event_log.records().len(), 1);
+        // What was written is the event's digest: replaying it from zero
+        // gives the software register.
+        let replay = crate::cel::extend(&[0u8; 48], &read48(&m.join(RTMR3_FILE)));
+        assert_eq!(replay, c.event_log.register());
+    }
+
+    fn read48(p: &Path) -> Sha384Value {
+        std::fs::read(p).unwrap().try_into().unwrap()
+    }
+
+    #[test]
+    fn install_then_extend_through_the_halt_context() {
+        let d = tempfile::tempdir().unwrap();
+        let mut c = ctx();
+        // Missing interface: refused at install, nothing installed.
+        let h = install(&cfg("tdx", Some(d.path())), &mut c).unwrap_err();
+        assert_eq!(h.code, HaltCode::EvidenceCollectFailed);
+        assert_eq!(c.extend_register(&[9; 48]), Ok(()));
+        // Present: every extend reaches the file.
+        std::fs::write(d.path().join(RTMR3_FILE), b"").unwrap();
+        install(&cfg("tdx", Some(d.path())), &mut c).unwrap();
+        let ev = c
+            .event_log
+            .record(crate::cel::Event::order_accepted(&[3; 32]));
+        c.extend_register(&ev).unwrap();
+        assert_eq!(
+            std::fs::read(d.path().join(RTMR3_FILE)).unwrap(),
+            ev.to_vec()
+        );
+        // The interface disappears: the extend fails (the pipeline halts).
+        std::fs::remove_file(d.path().join(RTMR3_FILE)).unwrap();
+        assert!(c.extend_register(&ev).unwrap_err().contains("TDX_RTMR_IO"));
+    }
+}

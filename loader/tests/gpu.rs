@@ -1,0 +1,270 @@
+//! GPU inventory and evidence collection against a temporary sysfs tree and
+//! a fake NVML library (tests/fake-nvml/fake_nvml.c, same C ABI as
+//! libnvidia-ml for the calls the loader makes), built here with the C
+//! compiler. Each test compiles its own copy with its behaviour fixed by -D
+//! flags, so tests running in parallel share no library state.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tl_evidence::binding::gpu_nonce;
+use tl_evidence::nvidia::spdm::parse_report;
+use tl_loader::gpu::{collect, pci_inventory, GpuConfig, GpuError, PciAddress};
+use tl_loader::halt::Halt;
+
+const FAKE_SRC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fake-nvml/fake_nvml.c");
+const NONCE: &[u8] = b"an enrollment nonce from the CA.";
+
+/// Build the fake NVML library with `defines` into `dir`.
+fn fake_nvml(dir: &Path, defines: &[&str]) -> PathBuf {
+    let out = dir.join("libnvidia-ml-fake.so");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    // A test binary run away from its source tree (scripts/gpu-device-check)
+    // is told where the C file is.
+    let src =
+        std::env::var_os("TL_FAKE_NVML_SRC").map_or_else(|| PathBuf::from(FAKE_SRC), PathBuf::from);
+    let mut cmd = Command::new(cc);
+    cmd.args(["-shared", "-fPIC", "-Wall", "-Werror", "-o"])
+        .arg(&out)
+        .arg(src);
+    for d in defines {
+        cmd.arg(format!("-D{d}"));
+    }
+    let st = cmd.status().expect("running the C compiler");
+    assert!(st.success(), "building the fake NVML library failed");
+    out
+}
+
+/// Add a PCI function to a sysfs-shaped tree.
+fn pci(root: &Path, addr: &str, class: &str, vendor: &str, device: &str, driver: Option<&str>) {
+    let d = root.join(addr);
+    fs::create_dir_all(&d).unwrap();
+    fs::write(d.join("class"), format!("{class}\n")).unwrap();
+    fs::write(d.join("vendor"), format!("{vendor}\n")).unwrap();
+    fs::write(d.join("device"), format!("{device}\n")).unwrap();
+    if let Some(drv) = driver {
+        let target = root.join("../drivers").join(drv);
+        fs::create_dir_all(&target).unwrap();
+        symlink(&target, d.join("driver")).unwrap();
+    }
+}
+
+/// A tree with H100s at bus 0x3b, 0x3c, ... (`n` of them), plus functions
+/// that are not GPUs.
+fn tree(tmp: &Path, n: usize) -> PathBuf {
+    let root = tmp.join("sys/bus/pci/devices");
+    fs::create_dir_all(&root).unwrap();
+    for i in 0..n {
+        pci(
+            &root,
+            &format!("0000:{:02x}:00.0", 0x3b + i),
+            "0x030200",
+            "0x10de",
+            "0x2330",
+            Some("nvidia"),
+        );
+    }
+    // Not GPUs: a VGA device of another vendor, an NVSwitch (bridge class
+    // 0x0680) and an NVIDIA HD audio function.
+    pci(&root, "0000:00:02.0", "0x030000", "0x1234", "0x1111", None);
+    pci(
+        &root,
+        "0000:05:00.0",
+        "0x068000",
+        "0x10de",
+        "0x22a3",
+        Some("nvidia-nvswitch"),
+    );
+    pci(
+        &root,
+        "0000:3b:00.1",
+        "0x040300",
+        "0x10de",
+        "0x22ba",
+        Some("snd_hda_intel"),
+    );
+    pci(&root, "0000:00:1f.0", "0x060100", "0x8086", "0x2918", None);
+    root
+}
+
+fn cfg(root: PathBuf, lib: Option<PathBuf>) -> GpuConfig {
+    GpuConfig {
+        pci_devices_root: root,
+        nvml_library: lib,
+    }
+}
+
+#[test]
+fn inventory_counts_nvidia_display_functions_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tree(tmp.path(), 2);
+    // A GPU with no driver bound still counts.
+    pci(&root, "0001:81:00.0", "0x030200", "0x10DE", "0x2335", None);
+    let inv = pci_inventory(&root).unwrap();
+    let addrs: Vec<String> = inv.iter().map(|g| g.address.to_string()).collect();
+    assert_eq!(addrs, ["0000:3b:00.0", "0000:3c:00.0", "0001:81:00.0"]);
+    assert_eq!(inv[0].class, 0x030200);
+    assert_eq!(inv[0].device, 0x2330);
+    assert_eq!(inv[0].vendor, 0x10de);
+    assert_eq!(inv[0].driver.as_deref(), Some("nvidia"));
+    assert_eq!(inv[2].driver, None);
+    assert_eq!(inv[2].device, 0x2335);
+}
+
+#[test]
+fn inventory_is_complete_or_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tree(tmp.path(), 1);
+    // An unreadable entry cannot be skipped: it could be a GPU.
+    fs::create_dir_all(root.join("0000:99:00.0")).unwrap();
+    let e = pci_inventory(&root).unwrap_err();
+    assert_eq!(e.code(), "GPU_INVENTORY");
+    assert!(e.to_string().contains("0000:99:00.0/vendor"), "{e}");
+
+    let root2 = tree(&tmp.path().join("b"), 1);
+    pci(&root2, "0000:9a:00.0", "garbage", "0x10de", "0x2330", None);
+    assert_eq!(pci_inventory(&root2).unwrap_err().code(), "GPU_INVENTORY");
+
+    let root3 = tree(&tmp.path().join("c"), 0);
+    fs::create_dir_all(root3.join("not-an-address")).unwrap();
+    assert_eq!(pci_inventory(&root3).unwrap_err().code(), "GPU_INVENTORY");
+
+    let missing = tmp.path().join("nowhere");
+    assert_eq!(pci_inventory(&missing).unwrap_err().code(), "GPU_INVENTORY");
+}
+
+#[test]
+fn no_gpu_no_driver_is_a_cpu_only_cvm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tree(tmp.path(), 0);
+    // NVML is not even loaded: the library path does not exist.
+    let got = collect(&cfg(root, Some(tmp.path().join("absent.so"))), NONCE).unwrap();
+    assert!(got.evidence.is_empty());
+    assert!(got.inventory.is_empty());
+    assert!(got.session.is_none());
+}
+
+#[test]
+fn gpus_in_cc_mode_give_evidence_for_derived_nonces() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tree(tmp.path(), 2);
+    let lib = fake_nvml(tmp.path(), &["FAKE_GPUS=2"]);
+    let got = collect(&cfg(root, Some(lib)), NONCE).unwrap();
+    assert_eq!(got.inventory.len(), 2);
+    assert_eq!(got.evidence.len(), 2);
+    for (i, ev) in got.evidence.iter().enumerate() {
+        let i = u32::try_from(i).unwrap();
+        assert_eq!(ev.index, i);
+        assert_eq!(
+            ev.report.len(),
+            175,
+            "the fake's report, trimmed to its size"
+        );
+        let parsed = parse_report(&ev.report).unwrap();
+        assert_eq!(parsed.request.nonce, gpu_nonce(NONCE, i));
+        assert_eq!(
+            parsed.responder_nonce,
+            [0xA0 + u8::try_from(i).unwrap(); 32]
+        );
+        assert_eq!(ev.certificates, vec![vec![1u8, 2, 3], vec![4u8, 5, 6]]);
+    }
+    assert_ne!(got.evidence[0].report, got.evidence[1].report);
+    // Ready only when asked, and then read back.
+    got.session.as_ref().unwrap().set_ready().unwrap();
+}
+
+#[test]
+fn absent_driver_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tree(tmp.path(), 2);
+    let missing = tmp.path().join("no/libnvidia-ml.so.1");
+    let e = collect(&cfg(root, Some(missing)), NONCE).unwrap_err();
+    assert_eq!(e.code(), "GPU_NVML_UNAVAILABLE");
+    let text = e.to_string();
+    assert!(
+        text.starts_with("2 NVIDIA GPU(s) present but libnvidia-ml could not be loaded: "),
+        "{text}"
+    );
+    assert!(text.contains("no/libnvidia-ml.so.1"), "{text}");
+    let h: Halt = e.into();
+    assert_eq!(h.code(), "GPU_UNATTESTED");
+}
+
+#[test]
+fn nvml_init_failure_is_unavailable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tree(tmp.path(), 1);
+    // NVML_ERROR_DRIVER_NOT_LOADED
+    let lib = fake_nvml(tmp.path(), &["FAKE_INIT_RC=9"]);
+    let e = collect(&cfg(root, Some(lib)), NONCE).unwrap_err();
+    assert_eq!(e.code(), "GPU_NVML_UNAVAILABLE");
+}
+
+fn expect_unattested(defines: &[&str], gpus_on_bus: usize, code: &str) -> GpuError {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tree(tmp.path(), gpus_on_bus);
+    let lib = fake_nvml(tmp.path(), defines);
+    let e = collect(&cfg(root, Some(lib)), NONCE).unwrap_err();
+    assert_eq!(e.code(), code, "{e}");
+    let h: Halt = e.clone().into();
+    assert_eq!(h.code(), "GPU_UNATTESTED");
+    assert!(h.detail.starts_with(code), "{}", h.detail);
+    e
+}
+
+#[test]
+fn cc_mode_off_devtools_or_simulation_is_unattested() {
+    let e = expect_unattested(&["FAKE_CC_FEATURE=0"], 1, "GPU_CC_MODE_OFF");
+    assert!(e.to_string().contains("feature disabled"), "{e}");
+    let e = expect_unattested(&["FAKE_DEVTOOLS=1"], 1, "GPU_CC_MODE_OFF");
+    assert!(e.to_string().contains("devtools on"), "{e}");
+    let e = expect_unattested(&["FAKE_ENVIRONMENT=1"], 1, "GPU_CC_MODE_OFF");
+    assert!(e.to_string().contains("environment simulation"), "{e}");
+}
+
+#[test]
+fn cc_state_that_cannot_be_queried_is_unattested() {
+    let e = expect_unattested(&["FAKE_NO_CC_STATE"], 1, "GPU_NVML");
+    assert!(
+        e.to_string().contains("nvmlSystemGetConfComputeState"),
+        "{e}"
+    );
+}
+
+#[test]
+fn report_call_failure_is_unattested() {
+    // NVML_ERROR_NOT_SUPPORTED
+    let e = expect_unattested(&["FAKE_REPORT_RC=3"], 1, "GPU_REPORT_UNAVAILABLE");
+    assert!(e.to_string().contains("GPU 0"), "{e}");
+}
+
+#[test]
+fn report_for_another_nonce_is_unattested() {
+    let e = expect_unattested(&["FAKE_WRONG_NONCE"], 1, "GPU_REPORT_UNAVAILABLE");
+    assert!(e.to_string().contains("another nonce"), "{e}");
+}
+
+#[test]
+fn inventory_and_nvml_must_agree() {
+    // Two on the bus, NVML sees one (e.g. one bound to another driver).
+    let e = expect_unattested(&["FAKE_GPUS=1"], 2, "GPU_COUNT_MISMATCH");
+    let text = e.to_string();
+    assert!(text.starts_with("2 NVIDIA GPU(s) on the PCI bus"), "{text}");
+    assert!(text.contains("NVML attests 1"), "{text}");
+    // NVML sees more than the bus shows.
+    expect_unattested(&["FAKE_GPUS=2"], 1, "GPU_COUNT_MISMATCH");
+    // Same count, other addresses.
+    let e = expect_unattested(&["FAKE_BUS_BASE=0x70"], 1, "GPU_INVENTORY_MISMATCH");
+    assert!(e.to_string().contains("00000000:70:00.0"), "{e}");
+}
+
+#[test]
+fn pci_address_forms_agree() {
+    assert_eq!(
+        PciAddress::parse("00000000:3B:00.0"),
+        PciAddress::parse("0000:3b:00.0")
+    );
+}
