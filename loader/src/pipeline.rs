@@ -941,12 +941,50 @@ fn record_firmware_log(
             bytes.len()
         ),
     );
+    if Path::new(crate::tpm::transport::DEFAULT_DEVICE).exists() {
+        let detail = replay_firmware_log(&bytes)?;
+        progress("firmware", &detail);
+    }
     let ev = ctx.event_log.record(Event::FirmwareEventLog {
         path: path.display().to_string(),
         size: bytes.len() as u64,
         sha256,
     });
     extend(ctx, &ev)
+}
+
+/// Replay the firmware's TCG event log and compare it with the SHA-256 bank
+/// of the TPM's PCRs 0..=9 (those the log covers): a log that does not
+/// explain the TPM's registers halts.
+fn replay_firmware_log(log: &[u8]) -> Result<String, Halt> {
+    use tl_measured_boot::eventlog::{CompareScope, EventLog, HashAlg, Registers};
+    let fail = |d: String| Halt::new(HaltCode::EvidenceCollectFailed, d);
+    let parsed = EventLog::parse(log)
+        .map_err(|e| fail(format!("firmware event log ({}): {e}", e.code())))?;
+    let replay = parsed.replay();
+    let mut tpm = crate::tpm::Tpm::open(&crate::tpm::TpmTransportConfig::default())
+        .map_err(|e| fail(format!("opening the TPM ({}): {e}", e.code())))?;
+    let sel = [tl_evidence::tpm::PcrSelection {
+        hash_alg: HashAlg::SHA256.0,
+        pcrs: (0..=9).collect(),
+    }];
+    let values = tpm
+        .pcr_read(&sel)
+        .map_err(|e| fail(format!("reading PCRs ({}): {e}", e.code())))?;
+    let expected: Registers = values
+        .into_iter()
+        .map(|(alg, regs)| (HashAlg(alg), regs))
+        .collect();
+    replay
+        .compare(&expected, CompareScope::LoggedRegisters)
+        .map_err(|m| {
+            let regs: Vec<String> = m.0.iter().map(|x| format!("PCR{}", x.register)).collect();
+            fail(format!("{}: {m} ({})", m.code(), regs.join(", ")))
+        })?;
+    Ok(format!(
+        "replayed {} events: matches the TPM's SHA-256 PCRs 0-9 it covers",
+        parsed.events.len()
+    ))
 }
 
 /// With `publish_url`, post the named files of `dir` as `<prefix><name>`.

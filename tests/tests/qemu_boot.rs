@@ -137,13 +137,15 @@ fn qemu_guest_runs_the_order_and_powers_off() {
     assert_eq!(v["loader_exit"], 0);
     assert!(v["halt_code"].is_null());
     // The guest: PID 1 loaded its modules, configured eth0, served the
-    // simulated TEE itself, read the firmware's TCG event log from the vTPM,
+    // simulated TEE itself, read the firmware's TCG event log and replayed it
+    // against the vTPM's PCRs,
     // launched the engine, reported, and powered off (QEMU exited).
     for needle in [
         "[trusted-loader] modules   virtio_ring virtio",
         "[trusted-loader] network   eth0 10.0.2.15/24",
         "SIMULATED TEE served by the loader itself",
         "[trusted-loader] firmware  TCG event log /sys/kernel/security/tpm0/binary_bios_measurements",
+        "matches the TPM's SHA-256 PCRs 0-9 it covers",
         "[trusted-loader] launch ",
         "[trusted-loader] engine    exited 0",
         "[trusted-loader] wipe ",
