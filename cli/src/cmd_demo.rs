@@ -32,6 +32,9 @@ use tl_seal::stream::{
 
 use crate::output;
 
+#[path = "demo_qemu.rs"]
+pub mod qemu;
+
 const LAB_CSV: &[u8] = include_bytes!("../../demo-engine/data/lab.csv");
 const CLINIC_CSV: &[u8] = include_bytes!("../../demo-engine/data/clinic.csv");
 const FAMILY: &str = "demo/lab-clinic-training";
@@ -108,6 +111,28 @@ pub struct Args {
     /// Print one JSON summary at the end (stage lines still go to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Boot the loader as PID 1 of a QEMU guest instead of running it as a
+    /// process (image/README.md). The value is the kernel directory that
+    /// scripts/image-deps unpacks (image/kernel).
+    #[arg(long, value_name = "KERNEL_DIR", requires = "static_bins")]
+    pub qemu: Option<PathBuf>,
+    /// With --qemu: the directory holding the static `trusted-loader` and
+    /// `tl-demo-engine` (built with `-C target-feature=+crt-static`).
+    #[arg(long, value_name = "DIR")]
+    pub static_bins: Option<PathBuf>,
+    /// Internal to --qemu: copy stdin to a TCP connection to ADDR and the
+    /// connection to stdout (QEMU runs this for each forwarded guest connection).
+    #[arg(long, value_name = "ADDR", hide = true)]
+    pub pipe_to: Option<String>,
+}
+
+/// How the loader is run: as a local process, or as PID 1 of a QEMU guest.
+enum Runner {
+    Process,
+    Qemu {
+        setup: qemu::QemuSetup,
+        seed: [u8; 32],
+    },
 }
 
 /// The demo's result.
@@ -154,6 +179,9 @@ fn say(stage: &str, text: &str) {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if let Some(addr) = &a.pipe_to {
+        return qemu::pipe(addr);
+    }
     let dir = match &a.dir {
         Some(d) => {
             fs::create_dir_all(d)?;
@@ -188,9 +216,20 @@ pub fn run(a: Args) -> Result<()> {
 }
 
 fn run_in(a: &Args, dir: &Path) -> Result<Outcome> {
-    let bins = locate_bins()?;
+    let mut bins = locate_bins()?;
+    if let (Some(_), Some(sb)) = (&a.qemu, &a.static_bins) {
+        // The engine runs inside the guest: it must be the static build too.
+        bins.loader = sb.join("trusted-loader");
+        bins.engine = sb.join("tl-demo-engine");
+        if a.tamper == Some(Tamper::Quote) {
+            bail!("--tamper quote corrupts the quote on the host; under --qemu the quote is made in the guest");
+        }
+    }
     let now = crate::cmd_report::now_unix();
-    let paths = DemoPaths::new(dir)?;
+    let mut paths = DemoPaths::new(dir)?;
+    if a.qemu.is_some() {
+        paths.marker_arg = PathBuf::from(qemu::GUEST_MARKER);
+    }
 
     // The parties and their keys.
     let parties = [
@@ -244,6 +283,16 @@ fn run_in(a: &Args, dir: &Path) -> Result<Outcome> {
     let mut seed = [0u8; 32];
     aws_lc_rs::rand::fill(&mut seed).map_err(|_| anyhow!("random seed"))?;
     let sim = SimTee::from_seed(seed);
+    let runner = match &a.qemu {
+        Some(kernel_dir) => Runner::Qemu {
+            setup: qemu::QemuSetup {
+                kernel_dir: kernel_dir.clone(),
+                loader: bins.loader.clone(),
+            },
+            seed,
+        },
+        None => Runner::Process,
+    };
     let meas = SimMeasurements::default();
     fs::write(paths.ca.join("sim-root.pem"), sim.root_certificate_pem())?;
     // The simulated platform's DCAP collateral (TCB info, QE identity, CRLs),
@@ -309,15 +358,21 @@ fn run_in(a: &Args, dir: &Path) -> Result<Outcome> {
         }
         q
     });
-    let _tsm = SimTsmServer::start(paths.tsm.clone(), SIM_PROVIDER, quote_fn)
-        .context("starting the simulated TEE")?;
-    say(
-        "tee",
-        &format!(
-            "simulated TDX serving a configfs-tsm-shaped directory at {}",
-            paths.tsm.display()
-        ),
-    );
+    // Under --qemu the loader serves the simulated TEE inside the guest.
+    let _tsm = if a.qemu.is_none() {
+        let t = SimTsmServer::start(paths.tsm.clone(), SIM_PROVIDER, quote_fn)
+            .context("starting the simulated TEE")?;
+        say(
+            "tee",
+            &format!(
+                "simulated TDX serving a configfs-tsm-shaped directory at {}",
+                paths.tsm.display()
+            ),
+        );
+        Some(t)
+    } else {
+        None
+    };
 
     if a.tamper == Some(Tamper::Rollback) {
         // First a run of version 2 (the CA records it), then version 1 below.
@@ -332,7 +387,9 @@ fn run_in(a: &Args, dir: &Path) -> Result<Outcome> {
             env2.add_signature(&p.signing)
                 .map_err(|e| anyhow!("{}: {e}", e.code()))?;
         }
-        let first = run_loader(&bins, &paths, &ca, &parties, &sealed, &env2, None, "v2 ")?;
+        let first = run_loader(
+            &bins, &runner, &paths, &ca, &parties, &sealed, &env2, None, "v2 ",
+        )?;
         if first.code() != Some(0) {
             bail!("the first (version 2) run failed");
         }
@@ -344,13 +401,38 @@ fn run_in(a: &Args, dir: &Path) -> Result<Outcome> {
         ca.stop();
         say("tamper", "the CA is stopped before the loader starts");
     }
-    let status = run_loader(&bins, &paths, &ca, &parties, &sealed, &env, a.tamper, "")?;
-    let code = status.code();
+    let status = run_loader(
+        &bins, &runner, &paths, &ca, &parties, &sealed, &env, a.tamper, "",
+    )?;
+    let mut code = status.code();
 
     // What the halt left behind (or did not).
-    let engine_started = paths.marker.exists();
+    let mut engine_started = paths.marker.exists();
     let plaintext_left = leftover_files(&paths.work);
     let halt_code = read_halt_code(&paths.loader_log);
+    if let Runner::Qemu { .. } = runner {
+        // The guest powered off either way; what the loader did is on its
+        // console: "done" or a halt, and a launch line only if it launched.
+        // Its plaintext lived in guest memory, gone with the power-off.
+        let console = fs::read_to_string(&paths.loader_log).unwrap_or_default();
+        engine_started = console.contains("[trusted-loader] launch ");
+        code = if console.contains("[trusted-loader] done ") {
+            Some(0)
+        } else {
+            halt_code
+                .as_deref()
+                .and_then(tl_loader::halt::HaltCode::from_code)
+                .map(|c| c.exit_status())
+        };
+        say(
+            "vm",
+            &format!(
+                "QEMU exited with {:?}; serial console log: {}",
+                status.code(),
+                paths.loader_log.display()
+            ),
+        );
+    }
 
     let mut outcome = Outcome {
         ok: false,
@@ -455,13 +537,15 @@ fn run_in(a: &Args, dir: &Path) -> Result<Outcome> {
                 .unwrap_or_default()
         ),
     );
-    say(
-        "check",
-        &format!(
-            "plaintext files left in the CVM's work area: {}",
-            plaintext_left.len()
-        ),
-    );
+    if a.qemu.is_none() {
+        say(
+            "check",
+            &format!(
+                "plaintext files left in the CVM's work area: {}",
+                plaintext_left.len()
+            ),
+        );
+    }
     outcome.model = Some(model);
     outcome.report_verified = true;
     outcome.log_index = verdict.log_index;
@@ -523,6 +607,8 @@ struct DemoPaths {
     report: PathBuf,
     marker_dir: PathBuf,
     marker: PathBuf,
+    /// The marker path the order gives the engine (inside the guest under --qemu).
+    marker_arg: PathBuf,
     loader_log: PathBuf,
 }
 
@@ -543,6 +629,7 @@ impl DemoPaths {
             report: cvm.join("report.json"),
             marker_dir: dir.join("markers"),
             marker: dir.join("markers").join("engine-started"),
+            marker_arg: dir.join("markers").join("engine-started"),
             loader_log: cvm.join("loader.log"),
         };
         for d in [
@@ -644,7 +731,7 @@ fn order_toml(
     }
     t.push_str(&format!(
         "[launch]\nargv = [\"{{components}}/engine/tl-demo-engine\", \"--data\", \"{{components}}/lab.csv\", \"--data\", \"{{components}}/clinic.csv\", \"--out\", \"{{outputs}}\", \"--marker\", \"{}\"]\nworkdir = \"{{outputs}}\"\nmemory_mb = 512\ncpu_seconds = 60\ntimeout_seconds = 60\n\n",
-        p.marker.display()
+        p.marker_arg.display()
     ));
     t.push_str("[[outputs]]\nname = \"model\"\npath = \"model.json\"\nrecipients = [\"engine-owner\"]\nmax_bytes = 1048576\n");
     t
@@ -720,6 +807,7 @@ impl Drop for CaProcess {
 #[allow(clippy::too_many_arguments)]
 fn run_loader(
     bins: &Bins,
+    runner: &Runner,
     p: &DemoPaths,
     ca: &CaProcess,
     parties: &[Party; 3],
@@ -744,6 +832,9 @@ fn run_loader(
         p.outputs.display(),
         if tamper == Some(Tamper::CaDown) { 3 } else { 20 },
     );
+    if let Runner::Qemu { setup, seed } = runner {
+        return run_in_qemu(setup, *seed, p, ca, parties, sealed, env, tamper, tag);
+    }
     let cfg_path = p.dir.join("cvm").join("loader.toml");
     fs::write(&cfg_path, cfg)?;
     say(
@@ -799,6 +890,91 @@ fn run_loader(
         None => child.wait()?,
     };
     let _ = echo.join();
+    Ok(status)
+}
+
+/// Boot the guest, act as the owners once its certificate arrives through
+/// the relay, and wait for the power-off.
+#[allow(clippy::too_many_arguments)]
+fn run_in_qemu(
+    setup: &qemu::QemuSetup,
+    seed: [u8; 32],
+    p: &DemoPaths,
+    ca: &CaProcess,
+    parties: &[Party; 3],
+    sealed: &[Sealed],
+    env: &SignedOrder,
+    tamper: Option<Tamper>,
+    tag: &str,
+) -> Result<std::process::ExitStatus> {
+    let inputs = qemu::GuestInputs {
+        ca_root_pem: &ca.root_pem,
+        sim_seed: seed,
+        ca_timeout_seconds: if tamper == Some(Tamper::CaDown) {
+            3
+        } else {
+            30
+        },
+    };
+    let dirs = qemu::RelayDirs {
+        input: p.input.clone(),
+        publish: p.publish.clone(),
+        outputs: p.outputs.clone(),
+        report: p.report.clone(),
+    };
+    let (mut boot, initrd_sha) = qemu::boot(
+        setup,
+        &inputs,
+        &ca.addr,
+        dirs,
+        &p.dir.join("vm"),
+        &p.loader_log,
+    )?;
+    say(
+        "loader",
+        &format!(
+            "{tag}booting QEMU (TCG, OVMF, swtpm) with trusted-loader as PID 1 (initramfs sha256 {}...); serial console in {}",
+            &initrd_sha[..16],
+            boot.serial.display()
+        ),
+    );
+    let cert_path = p.publish.join(publish::CERTIFICATE);
+    let limit = Duration::from_secs(240);
+    let mut granted = false;
+    let status = loop {
+        if let Some(st) = boot.qemu.try_wait()? {
+            break st;
+        }
+        if !granted && cert_path.exists() {
+            say(
+                "vm",
+                &format!(
+                    "the guest published its certificate {:.1} s after power-on",
+                    boot.started.elapsed().as_secs_f64()
+                ),
+            );
+            owners_grant(p, ca, parties, sealed, env, tamper)?;
+            granted = true;
+        }
+        if boot.started.elapsed() > limit {
+            bail!(
+                "the guest did not power off within {} s; serial console: {}",
+                limit.as_secs(),
+                boot.serial.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    say(
+        "vm",
+        &format!(
+            "the guest powered off {:.1} s after power-on",
+            boot.started.elapsed().as_secs_f64()
+        ),
+    );
+    for line in fs::read_to_string(&boot.serial).unwrap_or_default().lines() {
+        eprintln!("    | {tag}{}", line.trim_end());
+    }
     Ok(status)
 }
 

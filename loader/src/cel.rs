@@ -51,6 +51,15 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sha384: Option<String>,
     },
+    /// The firmware's TCG event log (measured boot) as the loader read it.
+    FirmwareEventLog {
+        /// Where it was read.
+        path: String,
+        /// Its length in bytes.
+        size: u64,
+        /// SHA-256 of its bytes, hex.
+        sha256: String,
+    },
     /// The engine was launched with this argv.
     Launch {
         /// The engine's argv.

@@ -55,9 +55,37 @@ impl CaClient {
         deadline: Duration,
         request_timeout: Duration,
     ) -> Result<Self, Halt> {
+        Self::with_tls_name(base, None, ca_root_der, deadline, request_timeout)
+    }
+
+    /// Like [`CaClient::new`], but when `tls_name` is given, connect to the
+    /// address in `base` (an `ip:port`, e.g. a forwarded port) and check the
+    /// CA's certificate for `tls_name` instead of that address.
+    pub fn with_tls_name(
+        base: &str,
+        tls_name: Option<&str>,
+        ca_root_der: &[u8],
+        deadline: Duration,
+        request_timeout: Duration,
+    ) -> Result<Self, Halt> {
         let tls = tl_ca::server::client_config(ca_root_der)
             .map_err(|e| Halt::new(HaltCode::ConfigInvalid, format!("CA root: {e}")))?;
-        let http = reqwest::blocking::Client::builder()
+        let mut builder = reqwest::blocking::Client::builder();
+        let mut base = base.to_owned();
+        if let Some(name) = tls_name {
+            let bad = |d: String| Halt::new(HaltCode::ConfigInvalid, d);
+            let mut url = reqwest::Url::parse(&base).map_err(|e| bad(format!("ca_url: {e}")))?;
+            let ip = url
+                .host_str()
+                .and_then(|h| h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok())
+                .ok_or_else(|| bad("ca_tls_name needs ca_url to name an IP address".into()))?;
+            let addr = std::net::SocketAddr::new(ip, url.port_or_known_default().unwrap_or(443));
+            url.set_host(Some(name))
+                .map_err(|e| bad(format!("ca_tls_name: {e}")))?;
+            builder = builder.resolve(name, addr);
+            base = url.as_str().to_owned();
+        }
+        let http = builder
             .use_preconfigured_tls(tls)
             .timeout(request_timeout)
             .connect_timeout(request_timeout)
@@ -214,4 +242,63 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn root_der() -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        rcgen::CertificateParams::new(vec!["localhost".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .der()
+            .to_vec()
+    }
+
+    /// With `ca_tls_name`, the client connects to the URL's address and asks
+    /// for the TLS name (SNI) it will check, with no name resolution.
+    #[test]
+    fn tls_name_connects_to_the_address_and_sends_the_name() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("https://{}", l.local_addr().unwrap());
+        let t = std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut buf = vec![0u8; 2048];
+            let n = c.read(&mut buf).unwrap();
+            buf.truncate(n);
+            buf
+        });
+        let client = CaClient::with_tls_name(
+            &url,
+            Some("ca.example"),
+            &root_der(),
+            Duration::from_secs(2),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let _ = client.nonce();
+        let hello = t.join().unwrap();
+        assert!(
+            hello.windows(10).any(|w| w == b"ca.example"),
+            "no SNI in the ClientHello"
+        );
+    }
+
+    #[test]
+    fn tls_name_needs_an_address() {
+        let e = CaClient::with_tls_name(
+            "https://ca.example:8443",
+            Some("localhost"),
+            &root_der(),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "CONFIG_INVALID");
+    }
 }

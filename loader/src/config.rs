@@ -83,12 +83,94 @@ pub struct LoaderConfig {
     /// Bound on each CA call including retries, in seconds (1..=600).
     #[serde(default = "default_ca_timeout")]
     pub ca_timeout_seconds: u64,
+    // ---- PID 1 mode and the relayed order source (image/README.md) ----
+    // All optional; none changes the checks of the pipeline.
+    /// Kernel modules (`.ko` paths inside the image) loaded in this order
+    /// before anything else, in PID 1 mode only.
+    #[serde(default)]
+    pub kernel_modules: Vec<PathBuf>,
+    /// A static IPv4 address configured in PID 1 mode only.
+    #[serde(default)]
+    pub network: Option<NetworkConfig>,
+    /// The TLS server name checked on the CA's certificate when `ca_url`
+    /// names an address (e.g. a forwarded port) that is not in it.
+    #[serde(default)]
+    pub ca_tls_name: Option<String>,
+    /// Seed of the simulated TEE that the loader serves itself on `tsm_root`.
+    /// Accepted only with `tee = "sim"` and `allow_simulation = true`.
+    #[serde(default)]
+    pub sim_seed_file: Option<PathBuf>,
+    /// The firmware's TCG event log; when set it must be readable and its
+    /// digest is recorded in the event log.
+    #[serde(default)]
+    pub firmware_event_log: Option<PathBuf>,
+    /// Relayed order source (`http(s)://`): `GET` returns the order bundle
+    /// ([`crate::relay`]), which is unpacked into `order_source_dir`.
+    #[serde(default)]
+    pub order_url: Option<String>,
+    /// Where the certificate, encryption key, outputs and run report are
+    /// `POST`ed for the owners (`http(s)://`); goes with `order_url`.
+    #[serde(default)]
+    pub publish_url: Option<String>,
     /// `[gpu]`: where GPUs are inventoried and NVML is loaded from.
     #[serde(default)]
     pub gpu: crate::gpu::GpuConfig,
     /// The configuration text as read (its digest goes into the event log).
     #[serde(skip)]
     source: String,
+}
+
+// ---- PID 1 mode and the QEMU boot harness (image/README.md) ----------------
+
+/// A static IPv4 configuration of one interface.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Interface name (e.g. `eth0`).
+    pub interface: String,
+    /// IPv4 address.
+    pub address: std::net::Ipv4Addr,
+    /// Prefix length (0..=32).
+    pub prefix_len: u8,
+}
+
+impl LoaderConfig {
+    /// Checks of the PID 1 and relay options.
+    fn check_pid1(&self) -> Result<(), Halt> {
+        let bad = |d: &str| Err(Halt::new(HaltCode::ConfigInvalid, d.to_owned()));
+        if self.sim_seed_file.is_some() && !(self.tee == TeeChoice::Sim && self.allow_simulation) {
+            return Err(Halt::new(
+                HaltCode::SimulationNotEnabled,
+                "sim_seed_file requires tee = \"sim\" and allow_simulation = true",
+            ));
+        }
+        if let Some(n) = &self.network {
+            if n.prefix_len > 32 || n.interface.is_empty() || n.interface.len() > 15 {
+                return bad("network: interface must be 1..=15 bytes, prefix_len 0..=32");
+            }
+        }
+        for u in [&self.order_url, &self.publish_url].into_iter().flatten() {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return bad("order_url and publish_url must be http:// or https://");
+            }
+        }
+        if self.publish_url.is_some() != self.order_url.is_some() {
+            return bad("order_url and publish_url go together");
+        }
+        if self.ca_tls_name.as_deref() == Some("") {
+            return bad("ca_tls_name is empty");
+        }
+        let paths = self.kernel_modules.iter().chain(&self.sim_seed_file);
+        if paths
+            .chain(&self.firmware_event_log)
+            .any(|p| !p.is_absolute())
+        {
+            return bad(
+                "kernel_modules, sim_seed_file and firmware_event_log must be absolute paths",
+            );
+        }
+        Ok(())
+    }
 }
 
 fn default_ca_timeout() -> u64 {
@@ -116,6 +198,7 @@ impl LoaderConfig {
                 "tee = \"sim\" requires allow_simulation = true",
             ));
         }
+        c.check_pid1()?;
         if c.key_mode == KeyMode::SnpDerived && c.tee != TeeChoice::Snp {
             return Err(bad(
                 "key_mode = \"snp-derived\" requires tee = \"snp\"".into()
@@ -247,5 +330,45 @@ output_dir = "/run/outputs"
             code(&GOOD.replace("\"ephemeral\"", "\"snp-derived\"")),
             "CONFIG_INVALID"
         );
+    }
+
+    #[test]
+    fn pid1_options() {
+        let sim = format!(
+            "{}\nallow_simulation = true\n",
+            GOOD.replace("\"auto\"", "\"sim\"")
+        );
+        let full = format!(
+            "{sim}kernel_modules = [\"/lib/modules/virtio.ko\"]\nca_tls_name = \"localhost\"\nsim_seed_file = \"/etc/seed\"\nfirmware_event_log = \"/sys/x\"\norder_url = \"http://10.0.2.100:8080/order\"\npublish_url = \"http://10.0.2.100:8080/publish\"\n[network]\ninterface = \"eth0\"\naddress = \"10.0.2.15\"\nprefix_len = 24\n"
+        );
+        let c = LoaderConfig::from_toml(&full).unwrap();
+        assert_eq!(c.network.as_ref().unwrap().prefix_len, 24);
+        assert_eq!(c.kernel_modules.len(), 1);
+        assert_eq!(c.ca_tls_name.as_deref(), Some("localhost"));
+        let plain = LoaderConfig::from_toml(GOOD).unwrap();
+        assert!(plain.kernel_modules.is_empty() && plain.order_url.is_none());
+        let code = |t: &str| LoaderConfig::from_toml(t).unwrap_err().code();
+        // The simulated TEE's seed only with the simulated TEE, explicitly enabled.
+        assert_eq!(
+            code(&format!("{GOOD}sim_seed_file = \"/etc/seed\"\n")),
+            "SIMULATION_NOT_ENABLED"
+        );
+        assert_eq!(
+            code(&full.replace("prefix_len = 24", "prefix_len = 33")),
+            "CONFIG_INVALID"
+        );
+        assert_eq!(
+            code(&full.replace("http://10", "ftp://10")),
+            "CONFIG_INVALID"
+        );
+        assert_eq!(
+            code(&full.replace("publish_url", "#publish_url")),
+            "CONFIG_INVALID"
+        );
+        assert_eq!(
+            code(&full.replace("\"/lib/modules", "\"lib/modules")),
+            "CONFIG_INVALID"
+        );
+        assert_eq!(code(&format!("{full}bogus = 1\n")), "CONFIG_INVALID");
     }
 }

@@ -53,6 +53,7 @@ fn main() {
         }
         match LoaderConfig::load(std::path::Path::new(PID1_CONFIG)) {
             Ok(config) => {
+                pid1_devices(&config, &mut ctx);
                 run_pipeline(&config, &mut ctx);
                 tl_loader::pid1::power_off()
             }
@@ -73,6 +74,25 @@ fn main() {
             use clap::CommandFactory;
             let _ = Cli::command().print_help();
             std::process::exit(2);
+        }
+    }
+}
+
+/// PID 1 mode: load the configured kernel modules, then configure the network.
+fn pid1_devices(config: &LoaderConfig, ctx: &mut HaltContext) {
+    if !config.kernel_modules.is_empty() {
+        match tl_loader::pid1::load_modules(&config.kernel_modules) {
+            Ok(names) => eprintln!("[trusted-loader] modules   {}", names.join(" ")),
+            Err(h) => halt(&h, ctx),
+        }
+    }
+    if let Some(net) = &config.network {
+        match tl_loader::pid1::configure_network(net, std::time::Duration::from_secs(10)) {
+            Ok(()) => eprintln!(
+                "[trusted-loader] network   {} {}/{}",
+                net.interface, net.address, net.prefix_len
+            ),
+            Err(h) => halt(&h, ctx),
         }
     }
 }

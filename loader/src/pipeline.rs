@@ -107,6 +107,8 @@ pub fn run(
 
     // 1. TEE and keys. Local keys exist before the quote so the quote binds them.
     let provider = provider_for(cfg)?;
+    let _sim_tee = start_sim_tee(cfg, progress)?;
+    record_firmware_log(cfg, ctx, progress)?;
     progress(
         "tee",
         &format!(
@@ -144,12 +146,18 @@ pub fn run(
         .ok()
         .and_then(|v| v.into_iter().next())
         .ok_or_else(|| Halt::new(HaltCode::ConfigInvalid, "ca_root holds no certificate"))?;
-    let client = CaClient::new(
+    let client = CaClient::with_tls_name(
         &cfg.ca_url,
+        cfg.ca_tls_name.as_deref(),
         &ca_root_der,
         Duration::from_secs(cfg.ca_timeout_seconds),
         Duration::from_secs(cfg.ca_timeout_seconds.min(10)),
     )?;
+    let relay = cfg
+        .publish_url
+        .as_ref()
+        .map(|_| crate::relay::client(&ca_root_der, Duration::from_secs(cfg.ca_timeout_seconds)))
+        .transpose()?;
     let nonce = client.nonce()?;
     let nonce_bytes = STANDARD
         .decode(&nonce.nonce)
@@ -258,6 +266,18 @@ pub fn run(
         ),
     );
     publish_identity(cfg, &enrolled.chain_pem, &keys, &enrolled.claims)?;
+    relay_publish(
+        cfg,
+        relay.as_ref(),
+        &[
+            publish::CLAIMS,
+            publish::ENCRYPTION_KEY,
+            publish::CERTIFICATE,
+        ],
+        &cfg.publish_dir,
+        "",
+        HaltCode::OrderUnavailable,
+    )?;
     progress(
         "publish",
         &format!(
@@ -268,7 +288,7 @@ pub fn run(
 
     // 4. The order: wait, verify signatures, appraise, register with the CA.
     let waited = Instant::now();
-    let order_bytes = wait_for_order(cfg, progress)?;
+    let order_bytes = wait_for_order(cfg, relay.as_ref(), progress)?;
     excluded += waited.elapsed();
     let verified = SignedOrder::verify(&order_bytes).map_err(|e| {
         let code = match e.code() {
@@ -688,6 +708,39 @@ pub fn run(
             cfg.report_out.display()
         ),
     );
+    let outputs: Vec<String> = order
+        .outputs()
+        .iter()
+        .flat_map(|o| {
+            let n = o.name.as_str();
+            std::iter::once(format!("{n}.sealed")).chain(
+                o.recipients
+                    .iter()
+                    .map(move |r| format!("{n}.{}.grant", r.as_str())),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = outputs.iter().map(String::as_str).collect();
+    relay_publish(
+        cfg,
+        relay.as_ref(),
+        &names,
+        &cfg.output_dir,
+        "outputs/",
+        HaltCode::OutputFailed,
+    )?;
+    if let Some(name) = cfg.report_out.file_name().and_then(|n| n.to_str()) {
+        if let Some(dir) = cfg.report_out.parent() {
+            relay_publish(
+                cfg,
+                relay.as_ref(),
+                &[name],
+                dir,
+                "report/",
+                HaltCode::ReportFailed,
+            )?;
+        }
+    }
     Ok(RunSummary {
         report: signed,
         inclusion,
@@ -763,8 +816,34 @@ fn publish_identity(
     write(publish::CERTIFICATE, chain_pem.as_bytes())
 }
 
-fn wait_for_order(cfg: &LoaderConfig, progress: Progress) -> Result<Vec<u8>, Halt> {
+fn wait_for_order(
+    cfg: &LoaderConfig,
+    relay: Option<&reqwest::blocking::Client>,
+    progress: Progress,
+) -> Result<Vec<u8>, Halt> {
     let deadline = Instant::now() + Duration::from_secs(cfg.deadline_seconds);
+    if let (Some(url), Some(http)) = (&cfg.order_url, relay) {
+        progress(
+            "order",
+            &format!(
+                "waiting up to {} s for the order bundle at {url}",
+                cfg.deadline_seconds
+            ),
+        );
+        fs::create_dir_all(&cfg.order_source_dir).map_err(|e| {
+            io_halt(
+                HaltCode::WorkdirFailed,
+                "creating",
+                &cfg.order_source_dir,
+                e,
+            )
+        })?;
+        let n = crate::relay::fetch_order(http, url, &cfg.order_source_dir, deadline)?;
+        progress(
+            "order",
+            &format!("{n} files received into {}", cfg.order_source_dir.display()),
+        );
+    }
     let ready = cfg.order_source_dir.join(source::READY);
     progress(
         "order",
@@ -797,4 +876,134 @@ fn wait_for_order(cfg: &LoaderConfig, progress: Progress) -> Result<Vec<u8>, Hal
         ));
     }
     fs::read(&p).map_err(|e| io_halt(HaltCode::OrderUnavailable, "reading", &p, e))
+}
+
+// ---- PID 1 mode and the relayed order source (image/README.md) ----
+
+/// With `sim_seed_file` (only accepted with `tee = "sim"` and
+/// `allow_simulation = true`), serve the simulated TEE's configfs-tsm-shaped
+/// directory at `tsm_root` from inside the loader, for the life of the run.
+fn start_sim_tee(
+    cfg: &LoaderConfig,
+    progress: Progress,
+) -> Result<Option<crate::sim_tsm::SimTsmServer>, Halt> {
+    let Some(seed_path) = &cfg.sim_seed_file else {
+        return Ok(None);
+    };
+    if !(cfg.tee == TeeChoice::Sim && cfg.allow_simulation) {
+        return Err(Halt::new(
+            HaltCode::SimulationNotEnabled,
+            "sim_seed_file without tee = \"sim\" and allow_simulation",
+        ));
+    }
+    let seed = fs::read(seed_path)
+        .map_err(|e| io_halt(HaltCode::ConfigInvalid, "reading", seed_path, e))?;
+    let seed: [u8; 32] = seed.as_slice().try_into().map_err(|_| {
+        Halt::new(
+            HaltCode::ConfigInvalid,
+            format!("{} must hold 32 bytes", seed_path.display()),
+        )
+    })?;
+    let sim = tl_evidence::sim::SimTee::from_seed(seed);
+    let meas = tl_evidence::sim::SimMeasurements::default();
+    let quote: crate::sim_tsm::QuoteFn = Arc::new(move |rd: &[u8; 64]| sim.tdx_quote(rd, &meas));
+    let server = crate::sim_tsm::SimTsmServer::start(cfg.tsm_root.clone(), SIM_PROVIDER, quote)
+        .map_err(|e| io_halt(HaltCode::TeeUnavailable, "serving", &cfg.tsm_root, e))?;
+    progress(
+        "tee",
+        &format!(
+            "SIMULATED TEE served by the loader itself at {} (seed {})",
+            cfg.tsm_root.display(),
+            seed_path.display()
+        ),
+    );
+    Ok(Some(server))
+}
+
+/// With `firmware_event_log`, read the firmware's TCG event log, show its
+/// size and digest and record it in the event log (extended like any event).
+fn record_firmware_log(
+    cfg: &LoaderConfig,
+    ctx: &mut HaltContext,
+    progress: Progress,
+) -> Result<(), Halt> {
+    let Some(path) = &cfg.firmware_event_log else {
+        return Ok(());
+    };
+    let bytes =
+        fs::read(path).map_err(|e| io_halt(HaltCode::EvidenceCollectFailed, "reading", path, e))?;
+    let sha256 = hex::encode(tl_ca::sha256(&bytes));
+    progress(
+        "firmware",
+        &format!(
+            "TCG event log {} ({} bytes, sha256 {sha256})",
+            path.display(),
+            bytes.len()
+        ),
+    );
+    if Path::new(crate::tpm::transport::DEFAULT_DEVICE).exists() {
+        let detail = replay_firmware_log(&bytes)?;
+        progress("firmware", &detail);
+    }
+    let ev = ctx.event_log.record(Event::FirmwareEventLog {
+        path: path.display().to_string(),
+        size: bytes.len() as u64,
+        sha256,
+    });
+    extend(ctx, &ev)
+}
+
+/// Replay the firmware's TCG event log and compare it with the SHA-256 bank
+/// of the TPM's PCRs 0..=9 (those the log covers): a log that does not
+/// explain the TPM's registers halts.
+fn replay_firmware_log(log: &[u8]) -> Result<String, Halt> {
+    use tl_measured_boot::eventlog::{CompareScope, EventLog, HashAlg, Registers};
+    let fail = |d: String| Halt::new(HaltCode::EvidenceCollectFailed, d);
+    let parsed = EventLog::parse(log)
+        .map_err(|e| fail(format!("firmware event log ({}): {e}", e.code())))?;
+    let replay = parsed.replay();
+    let mut tpm = crate::tpm::Tpm::open(&crate::tpm::TpmTransportConfig::default())
+        .map_err(|e| fail(format!("opening the TPM ({}): {e}", e.code())))?;
+    let sel = [tl_evidence::tpm::PcrSelection {
+        hash_alg: HashAlg::SHA256.0,
+        pcrs: (0..=9).collect(),
+    }];
+    let values = tpm
+        .pcr_read(&sel)
+        .map_err(|e| fail(format!("reading PCRs ({}): {e}", e.code())))?;
+    let expected: Registers = values
+        .into_iter()
+        .map(|(alg, regs)| (HashAlg(alg), regs))
+        .collect();
+    replay
+        .compare(&expected, CompareScope::LoggedRegisters)
+        .map_err(|m| {
+            let regs: Vec<String> = m.0.iter().map(|x| format!("PCR{}", x.register)).collect();
+            fail(format!("{}: {m} ({})", m.code(), regs.join(", ")))
+        })?;
+    Ok(format!(
+        "replayed {} events: matches the TPM's SHA-256 PCRs 0-9 it covers",
+        parsed.events.len()
+    ))
+}
+
+/// With `publish_url`, post the named files of `dir` as `<prefix><name>`.
+fn relay_publish(
+    cfg: &LoaderConfig,
+    relay: Option<&reqwest::blocking::Client>,
+    names: &[&str],
+    dir: &Path,
+    prefix: &str,
+    code: HaltCode,
+) -> Result<(), Halt> {
+    let (Some(url), Some(http)) = (&cfg.publish_url, relay) else {
+        return Ok(());
+    };
+    let mut files = Vec::new();
+    for n in names {
+        let p = dir.join(n);
+        let b = fs::read(&p).map_err(|e| io_halt(code, "reading", &p, e))?;
+        files.push((format!("{prefix}{n}"), b));
+    }
+    crate::relay::publish(http, url, &files, code)
 }
