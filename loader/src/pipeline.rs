@@ -97,6 +97,12 @@ pub fn run(
     let started = now_unix();
     let clock = Instant::now();
     let mut excluded = Duration::ZERO;
+    let mut stages: Vec<(&str, f64)> = Vec::new();
+    let mut mark = clock;
+    let mut lap = |name: &'static str, stages: &mut Vec<(&str, f64)>| {
+        stages.push((name, mark.elapsed().as_secs_f64() * 1000.0));
+        mark = Instant::now();
+    };
     // The hardware register (TDX RTMR3) first, so every event reaches it.
     crate::tdx::install(cfg, ctx)?;
     let started_ev = ctx.event_log.record(Event::LoaderStarted {
@@ -129,8 +135,10 @@ pub fn run(
             )
         }
     };
+    lap("keys", &mut stages);
     let (csr_der, spki_der) = keys.csr()?;
     let enc_pub = keys.encryption_public_raw();
+    lap("csr", &mut stages);
     progress(
         "keys",
         &format!(
@@ -158,7 +166,9 @@ pub fn run(
         .as_ref()
         .map(|_| crate::relay::client(&ca_root_der, Duration::from_secs(cfg.ca_timeout_seconds)))
         .transpose()?;
+    lap("ca_client", &mut stages);
     let nonce = client.nonce()?;
+    lap("ca_nonce", &mut stages);
     let nonce_bytes = STANDARD
         .decode(&nonce.nonce)
         .map_err(|e| Halt::new(HaltCode::CaResponseInvalid, format!("nonce: {e}")))?;
@@ -198,7 +208,9 @@ pub fn run(
         (ev.cpu, what)
     } else {
         let tsm = TsmClient::new(cfg.tsm_root.clone(), provider);
+        lap("gpu_and_binding", &mut stages);
         let report = tsm.get_report(&report_data).map_err(Halt::from)?;
+        lap("quote", &mut stages);
         let what = format!(
             "TDX quote ({} bytes, generation {})",
             report.outblob.len(),
@@ -265,6 +277,7 @@ pub fn run(
             }
         ),
     );
+    lap("enroll", &mut stages);
     publish_identity(cfg, &enrolled.chain_pem, &keys, &enrolled.claims)?;
     relay_publish(
         cfg,
@@ -330,7 +343,9 @@ pub fn run(
         &enrolled.certificate_pem,
     )
     .map_err(|e| Halt::new(HaltCode::OrderInvalid, format!("signing acceptance: {e}")))?;
+    lap("order_wait_and_verify", &mut stages);
     client.accept_order(&accept)?;
+    lap("ca_accept", &mut stages);
     // The appraisal passed: only now may the driver accept work on the GPUs.
     if let Some(session) = &gpus.session {
         session.set_ready()?;
@@ -355,6 +370,7 @@ pub fn run(
     );
 
     // 5. Components: grant -> stream-decrypt + hash into tmpfs -> compare -> event.
+    lap("event_log", &mut stages);
     let work = Arc::new(Mutex::new(
         WorkDir::create(&cfg.work_base, cfg.tmpfs).map_err(Halt::from)?,
     ));
@@ -373,6 +389,7 @@ pub fn run(
             .map_err(|e| io_halt(HaltCode::WorkdirFailed, "chmod", g.root(), e))?;
         (g.components(), g.outputs())
     };
+    lap("workdir", &mut stages);
     let mut records = Vec::new();
     for c in order.components() {
         let t = Instant::now();
@@ -524,6 +541,7 @@ pub fn run(
             spec.argv.join(" ")
         ),
     );
+    lap("components", &mut stages);
     // The loader's own cost up to the launch: everything but waiting for the
     // owners and decrypting + hashing the components (which scale with them).
     let overhead = clock.elapsed().saturating_sub(excluded);
@@ -532,6 +550,7 @@ pub fn run(
         serde_json::json!({
             "event": "timing",
             "overhead_to_launch_ms": overhead.as_secs_f64() * 1000.0,
+            "stages_ms": stages.iter().map(|(n, t)| serde_json::json!({ "stage": n, "ms": t })).collect::<Vec<_>>(),
             "excluded_ms": excluded.as_secs_f64() * 1000.0,
         })
     );
