@@ -22,6 +22,84 @@ const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840
 const SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
 const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 
+/// What a strictly decoded ECDSA certificate must use.
+#[derive(Debug)]
+pub(crate) struct EcProfile {
+    /// The named curve of the subject key.
+    pub(crate) curve: ObjectIdentifier,
+    /// The outer and inner signature algorithm (no parameters).
+    pub(crate) signature: ObjectIdentifier,
+    /// Length of the uncompressed SEC1 point (65 for P-256, 97 for P-384).
+    pub(crate) point_len: usize,
+}
+
+/// P-256 keys signed with ECDSA-SHA256 (Intel PCK chains, the simulator).
+pub(crate) const P256_PROFILE: EcProfile = EcProfile {
+    curve: SECP256R1,
+    signature: ECDSA_WITH_SHA256,
+    point_len: 65,
+};
+
+/// The parts of a strictly decoded ECDSA certificate.
+#[derive(Debug)]
+pub(crate) struct DecodedEc {
+    pub(crate) cert: Certificate,
+    pub(crate) tbs_der: Vec<u8>,
+    pub(crate) subject_der: Vec<u8>,
+    pub(crate) issuer_der: Vec<u8>,
+    pub(crate) spki_der: Vec<u8>,
+    /// The uncompressed SEC1 point (0x04 || x || y).
+    pub(crate) public_key: Vec<u8>,
+}
+
+/// Decode `der` as a certificate with a key on `profile`'s curve signed with
+/// `profile`'s algorithm; `bad` is returned otherwise. Only the exact DER
+/// encoding is accepted, so the bytes whose signature is checked are the
+/// bytes that were received.
+pub(crate) fn decode_strict_ec(
+    der: &[u8],
+    profile: &EcProfile,
+    bad: EvidenceError,
+) -> Result<DecodedEc> {
+    let cert = Certificate::from_der(der).map_err(|_| bad.clone())?;
+    let enc = |r: der::Result<Vec<u8>>| r.map_err(|_| bad.clone());
+    if enc(cert.to_der())? != der {
+        return Err(bad);
+    }
+    let tbs = &cert.tbs_certificate;
+    let spki = &tbs.subject_public_key_info;
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+    if spki.algorithm.oid != ID_EC_PUBLIC_KEY || curve != Some(profile.curve) {
+        return Err(bad);
+    }
+    let public_key = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or_else(|| bad.clone())?
+        .to_vec();
+    if public_key.len() != profile.point_len || public_key.first() != Some(&4) {
+        return Err(bad);
+    }
+    if cert.signature_algorithm.oid != profile.signature
+        || cert.signature_algorithm.parameters.is_some()
+        || tbs.signature != cert.signature_algorithm
+    {
+        return Err(bad);
+    }
+    Ok(DecodedEc {
+        tbs_der: enc(tbs.to_der())?,
+        subject_der: enc(tbs.subject.to_der())?,
+        issuer_der: enc(tbs.issuer.to_der())?,
+        spki_der: enc(spki.to_der())?,
+        public_key,
+        cert,
+    })
+}
+
 /// The most certificates a chain may hold (Intel's have three).
 pub(crate) const MAX_CHAIN_LEN: usize = 8;
 
@@ -42,45 +120,15 @@ impl P256Cert {
     /// Decode `der`; `what` is the error to report when it is not a strict
     /// DER certificate with a P-256 key signed by ECDSA-SHA256.
     pub(crate) fn parse(der: &[u8], bad: EvidenceError) -> Result<P256Cert> {
-        let cert = Certificate::from_der(der).map_err(|_| bad.clone())?;
-        let enc = |r: der::Result<Vec<u8>>| r.map_err(|_| bad.clone());
-        // Only the exact DER encoding is accepted, so the bytes whose
-        // signature is checked are the bytes that were received.
-        if enc(cert.to_der())? != der {
-            return Err(bad);
-        }
-        let tbs = &cert.tbs_certificate;
-        let spki = &tbs.subject_public_key_info;
-        let curve = spki
-            .algorithm
-            .parameters
-            .as_ref()
-            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
-        if spki.algorithm.oid != ID_EC_PUBLIC_KEY || curve != Some(SECP256R1) {
-            return Err(bad);
-        }
-        let public_key = spki
-            .subject_public_key
-            .as_bytes()
-            .ok_or_else(|| bad.clone())?
-            .to_vec();
-        if public_key.len() != 65 || public_key.first() != Some(&4) {
-            return Err(bad);
-        }
-        if cert.signature_algorithm.oid != ECDSA_WITH_SHA256
-            || cert.signature_algorithm.parameters.is_some()
-            || tbs.signature != cert.signature_algorithm
-        {
-            return Err(bad);
-        }
+        let d = decode_strict_ec(der, &P256_PROFILE, bad)?;
         Ok(P256Cert {
             der: der.to_vec(),
-            tbs_der: enc(tbs.to_der())?,
-            subject_der: enc(tbs.subject.to_der())?,
-            issuer_der: enc(tbs.issuer.to_der())?,
-            spki_der: enc(spki.to_der())?,
-            public_key,
-            cert,
+            tbs_der: d.tbs_der,
+            subject_der: d.subject_der,
+            issuer_der: d.issuer_der,
+            spki_der: d.spki_der,
+            public_key: d.public_key,
+            cert: d.cert,
         })
     }
 

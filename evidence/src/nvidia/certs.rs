@@ -13,7 +13,7 @@
 use aws_lc_rs::signature::{UnparsedPublicKey, ECDSA_P384_SHA384_ASN1};
 use der::asn1::ObjectIdentifier;
 use der::oid::AssociatedOid;
-use der::{Decode, Encode};
+use der::Decode;
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage};
 use x509_cert::Certificate;
 
@@ -21,7 +21,6 @@ use crate::error::EvidenceError;
 
 type Result<T> = core::result::Result<T, EvidenceError>;
 
-const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
 const ECDSA_WITH_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
 /// TCG DICE TcbInfo, which NVIDIA's device leaf uses to carry the FWID.
@@ -71,42 +70,22 @@ impl P384Cert {
     /// Decode a strict-DER certificate with a P-384 key and an
     /// ecdsa-with-SHA384 signature; `bad` is returned otherwise.
     pub fn parse(der: &[u8], bad: EvidenceError) -> Result<P384Cert> {
-        let cert = Certificate::from_der(der).map_err(|_| bad.clone())?;
-        let enc = |r: der::Result<Vec<u8>>| r.map_err(|_| bad.clone());
-        if enc(cert.to_der())? != der {
-            return Err(bad);
-        }
-        let tbs = &cert.tbs_certificate;
-        let spki = &tbs.subject_public_key_info;
-        let curve = spki
-            .algorithm
-            .parameters
-            .as_ref()
-            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
-        if spki.algorithm.oid != ID_EC_PUBLIC_KEY || curve != Some(SECP384R1) {
-            return Err(bad);
-        }
-        let public_key = spki
-            .subject_public_key
-            .as_bytes()
-            .ok_or_else(|| bad.clone())?
-            .to_vec();
-        if public_key.len() != 97 || public_key.first() != Some(&4) {
-            return Err(bad);
-        }
-        if cert.signature_algorithm.oid != ECDSA_WITH_SHA384
-            || cert.signature_algorithm.parameters.is_some()
-            || tbs.signature != cert.signature_algorithm
-        {
-            return Err(bad);
-        }
+        let d = crate::x509::decode_strict_ec(
+            der,
+            &crate::x509::EcProfile {
+                curve: SECP384R1,
+                signature: ECDSA_WITH_SHA384,
+                point_len: 97,
+            },
+            bad,
+        )?;
         Ok(P384Cert {
-            tbs_der: enc(tbs.to_der())?,
-            subject_der: enc(tbs.subject.to_der())?,
-            issuer_der: enc(tbs.issuer.to_der())?,
-            spki_der: enc(spki.to_der())?,
-            public_key,
-            cert,
+            tbs_der: d.tbs_der,
+            subject_der: d.subject_der,
+            issuer_der: d.issuer_der,
+            spki_der: d.spki_der,
+            public_key: d.public_key,
+            cert: d.cert,
         })
     }
 
