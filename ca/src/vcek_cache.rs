@@ -17,8 +17,13 @@
 //!    `vcek/v1/Milan/<hwid hex>?blSPL=3&teeSPL=0&snpSPL=8&ucodeSPL=115`.
 //!
 //! Each file is a DER certificate (as KDS serves it) or PEM. Fetching VCEKs
-//! from AMD is a separate, explicit step and not done here: the CA never
-//! reaches the network while verifying.
+//! from AMD is a separate, explicit step ([`crate::kds`], `tl-ca
+//! fetch-vcek`) and not done here: the CA never reaches the network while
+//! verifying.
+//!
+//! AMD CRLs (`tl-ca serve --amd-crl-dir`) are read from a directory at
+//! start ([`load_amd_crl_dir`]) and checked at each verification by
+//! [`AmdCrlVerifier`].
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

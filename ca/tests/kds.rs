@@ -115,7 +115,12 @@ fn milan_request() -> (Vec<u8>, VcekRequest) {
 }
 
 fn client(m: &MockKds) -> KdsClient {
-    KdsClient::new(&m.url, Some(&[m.root_der.clone()]), Duration::from_secs(10)).unwrap()
+    KdsClient::new(
+        &m.url,
+        Some(std::slice::from_ref(&m.root_der)),
+        Duration::from_secs(10),
+    )
+    .unwrap()
 }
 
 fn bundle(report: Vec<u8>, certs: Vec<Vec<u8>>) -> EvidenceBundle {
@@ -247,7 +252,7 @@ fn tls_is_checked_and_only_https_is_used() {
     let dir = tempfile::tempdir().unwrap();
     let c = KdsClient::new(
         &m.url,
-        Some(&[other.root_der.clone()]),
+        Some(std::slice::from_ref(&other.root_der)),
         Duration::from_secs(10),
     )
     .unwrap();
@@ -282,7 +287,7 @@ fn a_hanging_server_times_out_within_the_bound() {
     let m = mock_kds(HashMap::new());
     let c = KdsClient::new(
         &format!("https://{addr}"),
-        Some(&[m.root_der.clone()]),
+        Some(std::slice::from_ref(&m.root_der)),
         Duration::from_secs(2),
     )
     .unwrap();
