@@ -4,7 +4,9 @@
 //! parameter): [`canonical`], [`nonce`], [`claims_ext`], [`issue`], [`certs`],
 //! [`log`], [`report`], [`orders`], [`issuance_policy`], [`verifier`].
 //! The service lives in [`store`] (the state directory), [`collateral`]
-//! (DCAP collateral files, read at start) and [`server`] (HTTPS over rustls).
+//! (DCAP collateral files, read at start), [`vcek_cache`] (SEV-SNP VCEKs and
+//! AMD CRLs, read from directories), [`kds`] (the explicit fetch from AMD's
+//! KDS into those directories) and [`server`] (HTTPS over rustls).
 
 pub mod canonical;
 pub mod certs;
@@ -12,6 +14,7 @@ pub mod claims_ext;
 pub mod collateral;
 pub mod issuance_policy;
 pub mod issue;
+pub mod kds;
 pub mod log;
 pub mod nonce;
 pub mod orders;

@@ -74,7 +74,109 @@ enum Cmd {
         /// separate step; the CA never fetches.
         #[arg(long, value_name = "DIR")]
         vcek_cache_dir: Option<PathBuf>,
+        /// SEV-SNP: AMD CRLs read once at start, `<product>.crl` (DER:
+        /// milan.crl, genoa.crl, turin.crl; `tl-ca fetch-amd-crl` writes
+        /// them). Each must verify and be current; an AMD-rooted report whose
+        /// product has none is then refused (SNP_CRL_MISSING).
+        #[arg(long, value_name = "DIR")]
+        amd_crl_dir: Option<PathBuf>,
     },
+    /// Fetch the VCEK of a chip and TCB from AMD's KDS, verify it against
+    /// the shipped AMD root, and write it into a VCEK cache directory.
+    FetchVcek {
+        #[command(flatten)]
+        kds: KdsArgs,
+        /// Milan, Genoa or Turin (a version 3+ report names it itself).
+        #[arg(long)]
+        product: Option<String>,
+        /// Derive chip ID and TCB (and product, when it names one) from
+        /// this SNP report.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["chip_id", "reported_tcb"])]
+        report: Option<PathBuf>,
+        /// CHIP_ID in hex (64 bytes; Turin: 8).
+        #[arg(long, value_name = "HEX", requires = "reported_tcb")]
+        chip_id: Option<String>,
+        /// REPORTED_TCB as a 64-bit hex number (the report's little-endian
+        /// field read as an integer, e.g. 0x7308000000000003).
+        #[arg(long, value_name = "HEX", requires = "chip_id")]
+        reported_tcb: Option<String>,
+        /// The VCEK cache directory (`tl-ca serve --vcek-cache-dir`).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: PathBuf,
+    },
+    /// Fetch AMD's CRL for a product from KDS, verify it against the
+    /// shipped ARK, and write `<product>.crl` into a directory.
+    FetchAmdCrl {
+        #[command(flatten)]
+        kds: KdsArgs,
+        /// Milan, Genoa or Turin.
+        #[arg(long)]
+        product: String,
+        /// The CRL directory (`tl-ca serve --amd-crl-dir`).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct KdsArgs {
+    /// KDS base URL (https only).
+    #[arg(long, default_value = tl_ca::kds::DEFAULT_KDS_URL)]
+    kds_url: String,
+    /// Trust only these TLS roots (PEM) for the KDS connection; required
+    /// for a URL other than the default, which uses Mozilla's roots.
+    #[arg(long, value_name = "PEM")]
+    kds_ca_root: Option<PathBuf>,
+    /// Bound on each request, in seconds.
+    #[arg(long, default_value_t = tl_ca::kds::DEFAULT_TIMEOUT.as_secs())]
+    timeout_secs: u64,
+}
+
+impl KdsArgs {
+    fn client(&self) -> Result<tl_ca::kds::KdsClient> {
+        let roots = match &self.kds_ca_root {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?;
+                Some(tl_ca::certs::pem_to_certs(&text)?)
+            }
+            None if self.kds_url.trim_end_matches('/') != tl_ca::kds::DEFAULT_KDS_URL => {
+                bail!("--kds-ca-root is required with a --kds-url other than the default")
+            }
+            None => None,
+        };
+        if self.timeout_secs == 0 {
+            bail!("--timeout-secs must be positive");
+        }
+        tl_ca::kds::KdsClient::new(
+            &self.kds_url,
+            roots.as_deref(),
+            std::time::Duration::from_secs(self.timeout_secs),
+        )
+        .map_err(kds_err)
+    }
+}
+
+/// A boxed verifier, for stacking optional wrappers.
+struct Dyn(Box<dyn tl_ca::EvidenceVerifier>);
+
+impl tl_ca::EvidenceVerifier for Dyn {
+    fn verify(
+        &self,
+        bundle: &tl_evidence::bundle::EvidenceBundle,
+        nonce: &[u8],
+        now_unix: u64,
+    ) -> Result<tl_evidence::PlatformClaims, tl_ca::Rejection> {
+        self.0.verify(bundle, nonce, now_unix)
+    }
+}
+
+fn kds_err(e: tl_ca::kds::KdsError) -> anyhow::Error {
+    anyhow::anyhow!("{e} ({})", e.code())
+}
+
+fn product_arg(s: &str) -> Result<tl_evidence::snp::Product> {
+    tl_ca::kds::parse_product(s).with_context(|| format!("unknown product {s:?}"))
 }
 
 fn parse_duration(s: &str) -> Result<u64> {
@@ -137,6 +239,7 @@ fn main() -> Result<()> {
             cert_lifetime,
             nonce_ttl,
             vcek_cache_dir,
+            amd_crl_dir,
         } => {
             if init && !dir.join(tl_ca::store::CA_KEY_FILE).exists() {
                 tl_ca::store::init(&dir, SystemClock.now_unix())?;
@@ -159,6 +262,7 @@ fn main() -> Result<()> {
             if accepted_tcb.is_empty() {
                 accepted_tcb = IssuancePolicy::default().accepted_tcb;
             }
+            let anchors_for_crl = anchors.clone();
             let mut verifier = SimAwareVerifier::new(anchors);
             if let Some(d) = &collateral_dir {
                 let store = tl_ca::collateral::load_collateral_dir(d)
@@ -186,6 +290,24 @@ fn main() -> Result<()> {
                 accepted_tcb,
                 ..IssuancePolicy::default()
             };
+            let verifier = Dyn(match &amd_crl_dir {
+                Some(d) => {
+                    let crls = tl_ca::vcek_cache::load_amd_crl_dir(d, SystemClock.now_unix())
+                        .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;
+                    tracing::info!(
+                        dir = %d.display(),
+                        products = ?crls.products().iter().map(|p| p.name()).collect::<Vec<_>>(),
+                        simulated = crls.simulated().is_some(),
+                        "AMD CRLs loaded"
+                    );
+                    Box::new(tl_ca::vcek_cache::AmdCrlVerifier::new(
+                        verifier,
+                        crls,
+                        anchors_for_crl,
+                    ))
+                }
+                None => Box::new(verifier),
+            });
             let verifier: Arc<dyn tl_ca::EvidenceVerifier> = match vcek_cache_dir {
                 Some(d) => {
                     if !d.is_dir() {
@@ -219,6 +341,64 @@ fn main() -> Result<()> {
                     }
                 }
             })
+        }
+        Cmd::FetchVcek {
+            kds,
+            product,
+            report,
+            chip_id,
+            reported_tcb,
+            cache_dir,
+        } => {
+            let product = product.as_deref().map(product_arg).transpose()?;
+            let req = match (&report, &chip_id, &reported_tcb) {
+                (Some(r), _, _) => {
+                    let bytes =
+                        std::fs::read(r).with_context(|| format!("reading {}", r.display()))?;
+                    tl_ca::kds::VcekRequest::from_report(&bytes, product).map_err(kds_err)?
+                }
+                (None, Some(c), Some(t)) => {
+                    let product = product.context("--product is required with --chip-id")?;
+                    let raw = hex::decode(c.trim()).context("--chip-id: not hex")?;
+                    if raw.is_empty() || raw.len() > 64 {
+                        bail!("--chip-id: 1 to 64 bytes expected");
+                    }
+                    let mut chip = [0u8; 64];
+                    chip.get_mut(..raw.len())
+                        .context("--chip-id length")?
+                        .copy_from_slice(&raw);
+                    let t = t.trim();
+                    let t = t.strip_prefix("0x").unwrap_or(t);
+                    let tcb = u64::from_str_radix(t, 16).context("--reported-tcb: not hex")?;
+                    tl_ca::kds::VcekRequest {
+                        product,
+                        chip_id: chip,
+                        reported_tcb: tl_evidence::snp::TcbVersion(tcb),
+                    }
+                }
+                _ => bail!("give --report FILE, or --chip-id and --reported-tcb"),
+            };
+            if !cache_dir.is_dir() {
+                bail!("--cache-dir {}: not a directory", cache_dir.display());
+            }
+            let client = kds.client()?;
+            let path = client
+                .fetch_vcek(&req, &cache_dir, SystemClock.now_unix())
+                .map_err(kds_err)?;
+            println!("{}", path.display());
+            Ok(())
+        }
+        Cmd::FetchAmdCrl { kds, product, out } => {
+            let product = product_arg(&product)?;
+            if !out.is_dir() {
+                bail!("--out {}: not a directory", out.display());
+            }
+            let client = kds.client()?;
+            let path = client
+                .fetch_crl(product, &out, SystemClock.now_unix())
+                .map_err(kds_err)?;
+            println!("{}", path.display());
+            Ok(())
         }
     }
 }

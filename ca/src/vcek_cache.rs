@@ -17,8 +17,13 @@
 //!    `vcek/v1/Milan/<hwid hex>?blSPL=3&teeSPL=0&snpSPL=8&ucodeSPL=115`.
 //!
 //! Each file is a DER certificate (as KDS serves it) or PEM. Fetching VCEKs
-//! from AMD is a separate, explicit step and not done here: the CA never
-//! reaches the network while verifying.
+//! from AMD is a separate, explicit step ([`crate::kds`], `tl-ca
+//! fetch-vcek`) and not done here: the CA never reaches the network while
+//! verifying.
+//!
+//! AMD CRLs (`tl-ca serve --amd-crl-dir`) are read from a directory at
+//! start ([`load_amd_crl_dir`]) and checked at each verification by
+//! [`AmdCrlVerifier`].
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -50,6 +55,14 @@ pub enum VcekCacheError {
         /// The cache directory.
         dir: PathBuf,
     },
+    /// A CRL in the CRL directory does not verify or is not current.
+    #[error("{path}: {detail}")]
+    Crl {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
     /// A cache file could not be read or is not a certificate.
     #[error("{path}: {detail}")]
     Unreadable {
@@ -67,6 +80,7 @@ impl VcekCacheError {
             VcekCacheError::Report(e) => e.code(),
             VcekCacheError::NotCached { .. } => "SNP_VCEK_NOT_CACHED",
             VcekCacheError::Unreadable { .. } => "SNP_VCEK_CACHE_UNREADABLE",
+            VcekCacheError::Crl { .. } => "SNP_CRL_INVALID",
         }
     }
 }
@@ -200,6 +214,161 @@ impl<V: EvidenceVerifier> EvidenceVerifier for VcekCachingVerifier<V> {
         let mut with_vcek = bundle.clone();
         with_vcek.cpu.certificates = vec![vcek];
         self.inner.verify(&with_vcek, nonce, now_unix)
+    }
+}
+
+/// The CRL file of the simulated root in an `--amd-crl-dir` (applies to
+/// evidence chained to the simulated root, when that root is trusted).
+pub const SIMULATED_CRL_FILE: &str = "simulated.crl";
+
+/// AMD CRLs (DER, one per product; see [`crate::kds::crl_file_name`]) and
+/// optionally one of the simulated root, read from a directory at start.
+#[derive(Clone, Debug, Default)]
+pub struct AmdCrls {
+    by_product: Vec<(Product, Vec<u8>)>,
+    simulated: Option<Vec<u8>>,
+}
+
+impl AmdCrls {
+    /// Set the CRL for `product`.
+    pub fn insert(&mut self, product: Product, der: Vec<u8>) {
+        self.by_product.retain(|(p, _)| *p != product);
+        self.by_product.push((product, der));
+    }
+
+    /// Set the simulated root's CRL.
+    pub fn set_simulated(&mut self, der: Vec<u8>) {
+        self.simulated = Some(der);
+    }
+
+    /// The CRL for `product`.
+    pub fn get(&self, product: Product) -> Option<&[u8]> {
+        self.by_product
+            .iter()
+            .find(|(p, _)| *p == product)
+            .map(|(_, d)| d.as_slice())
+    }
+
+    /// The products that have a CRL.
+    pub fn products(&self) -> Vec<Product> {
+        self.by_product.iter().map(|(p, _)| *p).collect()
+    }
+
+    /// The simulated root's CRL.
+    pub fn simulated(&self) -> Option<&[u8]> {
+        self.simulated.as_deref()
+    }
+}
+
+/// Read `dir/<product>.crl` (`milan.crl`, `genoa.crl`, `turin.crl`) and
+/// `dir/simulated.crl`, each optional. Each AMD CRL must be signed by the
+/// product's shipped ARK and current at `now_unix`
+/// ([`crate::kds::verify_amd_crl`]): an invalid or expired CRL fails here,
+/// with `SNP_CRL_INVALID`, rather than being skipped. The simulated CRL is
+/// checked at each verification only.
+pub fn load_amd_crl_dir(dir: &Path, now_unix: u64) -> Result<AmdCrls, VcekCacheError> {
+    if !dir.is_dir() {
+        return Err(VcekCacheError::Unreadable {
+            path: dir.to_owned(),
+            detail: "not a directory".into(),
+        });
+    }
+    let mut out = AmdCrls::default();
+    let read = |path: &Path| match read_bounded(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(VcekCacheError::Unreadable {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        }),
+    };
+    for p in Product::ALL {
+        let path = dir.join(crate::kds::crl_file_name(p));
+        if let Some(der) = read(&path)? {
+            crate::kds::verify_amd_crl(p, &der, now_unix).map_err(|e| VcekCacheError::Crl {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
+            out.insert(p, der);
+        }
+    }
+    if let Some(der) = read(&dir.join(SIMULATED_CRL_FILE))? {
+        out.set_simulated(der);
+    }
+    Ok(out)
+}
+
+/// A verifier that checks SEV-SNP evidence against AMD's CRLs
+/// ([`AmdCrls`]) before `inner` verifies it: the evidence's chain is
+/// verified with the CRL of its product (or the simulated root's CRL), so a
+/// revoked ASK/ASVK is refused (`SNP_CERT_REVOKED`) and a CRL that has
+/// expired since start, or does not verify, refuses everything of that
+/// product (`SNP_CRL_INVALID`). An AMD-rooted chain whose product has no
+/// CRL is refused (`SNP_CRL_MISSING`): with a CRL directory configured,
+/// revocation is checked or nothing is accepted. Simulated evidence is
+/// checked only when `simulated.crl` was given. Other evidence goes to
+/// `inner` unchanged. Wrap it in [`VcekCachingVerifier`] so that bare
+/// reports are checked with their cached VCEK.
+#[derive(Debug)]
+pub struct AmdCrlVerifier<V> {
+    inner: V,
+    crls: AmdCrls,
+    anchors: tl_evidence::verify::TrustAnchors,
+}
+
+impl<V: EvidenceVerifier> AmdCrlVerifier<V> {
+    /// Wrap `inner`; `anchors` must be the anchors `inner` trusts.
+    pub fn new(inner: V, crls: AmdCrls, anchors: tl_evidence::verify::TrustAnchors) -> Self {
+        AmdCrlVerifier {
+            inner,
+            crls,
+            anchors,
+        }
+    }
+}
+
+impl<V: EvidenceVerifier> EvidenceVerifier for AmdCrlVerifier<V> {
+    fn verify(
+        &self,
+        bundle: &EvidenceBundle,
+        nonce: &[u8],
+        now_unix: u64,
+    ) -> Result<PlatformClaims, Rejection> {
+        if bundle.cpu.kind != CpuEvidenceKind::SnpReport {
+            return self.inner.verify(bundle, nonce, now_unix);
+        }
+        let reject = |e: tl_evidence::EvidenceError| Rejection {
+            code: e.code(),
+            detail: e.to_string(),
+        };
+        let snp = |crls: &[Vec<u8>]| {
+            tl_evidence::snp::verify_snp_evidence(
+                &bundle.cpu.quote,
+                &bundle.cpu.certificates,
+                crls,
+                &self.anchors,
+                now_unix,
+            )
+        };
+        // Which root and product the chain has decides the CRL.
+        let v = snp(&[]).map_err(reject)?;
+        let crl = match v.anchor {
+            tl_evidence::verify::AnchorKind::Amd => match self.crls.get(v.product) {
+                Some(c) => Some(c),
+                None => {
+                    return Err(Rejection {
+                        code: "SNP_CRL_MISSING",
+                        detail: format!("no AMD CRL for {}", v.product.name()),
+                    })
+                }
+            },
+            tl_evidence::verify::AnchorKind::Simulated => self.crls.simulated(),
+            _ => None,
+        };
+        if let Some(c) = crl {
+            snp(&[c.to_vec()]).map_err(reject)?;
+        }
+        self.inner.verify(bundle, nonce, now_unix)
     }
 }
 
