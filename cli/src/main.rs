@@ -51,7 +51,8 @@ enum Cmd {
     /// Verify a loader's certificate and print the claims the CA certified.
     #[command(subcommand)]
     Cert(cmd_report::CertCmd),
-    /// Verify attestation evidence (TDX/SGX quotes, evidence bundles) with DCAP collateral.
+    /// Verify attestation evidence (TDX/SGX quotes with DCAP collateral, SEV-SNP reports,
+    /// NVIDIA GPU reports, evidence bundles) and appraise it.
     #[command(subcommand)]
     Evidence(cmd_evidence::Cmd),
     /// Reproduce launch measurements (SEV-SNP, TDX MRTD/RTMRs, UKI PCR 11) and
