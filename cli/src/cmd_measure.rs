@@ -896,33 +896,18 @@ fn load_expected(p: &Path) -> anyhow::Result<Expected> {
             .get("platform")
             .cloned()
             .unwrap_or(toml::Value::Table(Default::default()));
-        let tdx = match pl.get("tdx") {
-            Some(t) => Some(
-                t.clone()
-                    .try_into::<TdxRef>()
-                    .context("[platform.tdx]")
-                    .with_context(ctx)?,
-            ),
-            None => None,
-        };
-        let snp = match pl.get("snp") {
-            Some(t) => Some(
-                t.clone()
-                    .try_into::<SnpRef>()
-                    .context("[platform.snp]")
-                    .with_context(ctx)?,
-            ),
-            None => None,
-        };
-        let tpm = match pl.get("tpm") {
-            Some(t) => Some(
-                t.clone()
-                    .try_into::<TpmRef>()
-                    .context("[platform.tpm]")
-                    .with_context(ctx)?,
-            ),
-            None => None,
-        };
+        fn section<T: serde::de::DeserializeOwned>(
+            pl: &toml::Value,
+            name: &str,
+        ) -> anyhow::Result<Option<T>> {
+            pl.get(name)
+                .map(|t| t.clone().try_into::<T>())
+                .transpose()
+                .with_context(|| format!("[platform.{name}]"))
+        }
+        let tdx = section::<TdxRef>(&pl, "tdx").with_context(ctx)?;
+        let snp = section::<SnpRef>(&pl, "snp").with_context(ctx)?;
+        let tpm = section::<TpmRef>(&pl, "tpm").with_context(ctx)?;
         Expected { tdx, snp, tpm }
     };
     if e.tdx.is_none() && e.snp.is_none() && e.tpm.is_none() {
