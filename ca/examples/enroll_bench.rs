@@ -36,12 +36,14 @@ fn request(sim: &SimTee, nonce: &[u8]) -> Result<Value, BoxError> {
             certificates: vec![],
         },
         gpus: vec![],
+        tpm: None,
     };
     let rd = Binding {
         nonce,
         signing_public_key: &kp.public_key_der(),
         encryption_public_key: &enc,
         gpu_evidence_digest: bundle.gpu_evidence_digest(),
+        tpm_ak_digest: None,
     }
     .report_data();
     bundle.cpu.quote = sim.tdx_quote(&rd, &SimMeasurements::default());

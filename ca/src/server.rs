@@ -488,6 +488,7 @@ async fn enroll(
         signing_public_key: &csr.spki_der,
         encryption_public_key: &enc_key,
         gpu_evidence_digest: req.evidence.gpu_evidence_digest(),
+        tpm_ak_digest: req.evidence.tpm_ak_digest(),
     }
     .report_data();
     if expected != platform.report_data {

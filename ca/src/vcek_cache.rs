@@ -405,6 +405,7 @@ mod tests {
                 certificates: certs,
             },
             gpus: vec![],
+            tpm: None,
         }
     }
 

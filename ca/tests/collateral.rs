@@ -37,6 +37,7 @@ fn tdx_bundle(quote: Vec<u8>) -> EvidenceBundle {
             certificates: vec![],
         },
         gpus: vec![],
+        tpm: None,
     }
 }
 

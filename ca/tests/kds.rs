@@ -132,6 +132,7 @@ fn bundle(report: Vec<u8>, certs: Vec<Vec<u8>>) -> EvidenceBundle {
             certificates: certs,
         },
         gpus: vec![],
+        tpm: None,
     }
 }
 

@@ -34,6 +34,8 @@ use crate::output;
 
 #[path = "demo_qemu.rs"]
 pub mod qemu;
+#[path = "demo_tpm.rs"]
+pub mod tpm;
 
 const LAB_CSV: &[u8] = include_bytes!("../../demo-engine/data/lab.csv");
 const CLINIC_CSV: &[u8] = include_bytes!("../../demo-engine/data/clinic.csv");
@@ -62,6 +64,9 @@ pub enum Tamper {
     /// Intel's (simulated) collateral rates the platform's TCB OutOfDate: the
     /// CA appraises it through DCAP and refuses to certify (ENROLL_REJECTED).
     Tcb,
+    /// Implies --tpm: the boot chain changes after the key was sealed (PCR 8
+    /// extended again); the seed does not unseal: KEY_DERIVATION_FAILED.
+    TpmPcr,
 }
 
 impl Tamper {
@@ -77,6 +82,7 @@ impl Tamper {
             Tamper::Platform => &["PLATFORM_MISMATCH"],
             Tamper::CaDown => &["ENROLL_UNREACHABLE", "ENROLL_TIMEOUT"],
             Tamper::Tcb => &["ENROLL_REJECTED"],
+            Tamper::TpmPcr => &["KEY_DERIVATION_FAILED"],
         }
     }
 }
@@ -111,6 +117,13 @@ pub struct Args {
     /// Print one JSON summary at the end (stage lines still go to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Give the CVM a vTPM (Debian's swtpm over TCP): the demo measures a
+    /// boot chain into PCR 8 and seals the loader's key seed to it
+    /// (key_mode = "tpm-sealed"); the loader quotes the vTPM beside the TDX
+    /// quote, the order pins PCR 8, and the certificate carries the PCRs.
+    /// (Under --qemu the guest always quotes its own vTPM.)
+    #[arg(long, conflicts_with = "qemu")]
+    pub tpm: bool,
     /// Boot the loader as PID 1 of a QEMU guest instead of running it as a
     /// process (image/README.md). The value is the kernel directory that
     /// scripts/image-deps unpacks (image/kernel).
@@ -128,7 +141,9 @@ pub struct Args {
 
 /// How the loader is run: as a local process, or as PID 1 of a QEMU guest.
 enum Runner {
-    Process,
+    Process {
+        tpm: Option<tpm::DemoTpm>,
+    },
     Qemu {
         setup: qemu::QemuSetup,
         seed: [u8; 32],
@@ -150,6 +165,9 @@ pub struct Outcome {
     /// The loader's own time from start to engine launch, excluding the wait
     /// for the order and component decryption (from its timing log line).
     pub loader_overhead_ms: Option<f64>,
+    /// The claims of the CVM's certificate as the owners read them (when it
+    /// got one).
+    pub certified_claims: Option<serde_json::Value>,
     pub dir: PathBuf,
 }
 
@@ -291,8 +309,51 @@ fn run_in(a: &Args, dir: &Path) -> Result<Outcome> {
             },
             seed,
         },
-        None => Runner::Process,
+        None => {
+            let tpm = if a.tpm || a.tamper == Some(Tamper::TpmPcr) {
+                let t = tpm::DemoTpm::provision(&paths.dir.join("cvm"))?;
+                say(
+                    "tpm",
+                    &format!(
+                        "swtpm (TPM 2.0) on {}; boot chain measured into PCR {} = {}...",
+                        t.address,
+                        tpm::PCR,
+                        &hex::encode(t.pcr)[..16]
+                    ),
+                );
+                say(
+                    "tpm",
+                    &format!(
+                        "provisioned: a fresh seed sealed to PCR {}; the loader's key will be {}",
+                        tpm::PCR,
+                        t.public_key
+                    ),
+                );
+                Some(t)
+            } else {
+                None
+            };
+            Runner::Process { tpm }
+        }
     };
+    let tpm_pcr = match &runner {
+        Runner::Process { tpm: Some(t) } => Some(t.pcr),
+        _ => None,
+    };
+    if a.tamper == Some(Tamper::TpmPcr) {
+        if let Runner::Process { tpm: Some(t) } = &runner {
+            let now = t.change_boot_chain()?;
+            say(
+                "tamper",
+                &format!(
+                    "another boot chain: PCR {} is now {}... (sealed to {}...)",
+                    tpm::PCR,
+                    &hex::encode(now)[..16],
+                    &hex::encode(t.pcr)[..16]
+                ),
+            );
+        }
+    }
     let meas = SimMeasurements::default();
     fs::write(paths.ca.join("sim-root.pem"), sim.root_certificate_pem())?;
     // The simulated platform's DCAP collateral (TCB info, QE identity, CRLs),
@@ -328,7 +389,16 @@ fn run_in(a: &Args, dir: &Path) -> Result<Outcome> {
     } else {
         meas.mrtd
     };
-    let toml = order_toml(&parties, &sealed, &paths, version, now + 3600, &mrtd, &meas);
+    let toml = order_toml(
+        &parties,
+        &sealed,
+        &paths,
+        version,
+        now + 3600,
+        &mrtd,
+        &meas,
+        tpm_pcr.as_ref(),
+    );
     fs::write(paths.dir.join("order.toml"), &toml)?;
     let mut env = SignedOrder::sign_new(&toml, &parties[0].signing)
         .map_err(|e| anyhow!("{}: {e}", e.code()))?;
@@ -380,7 +450,16 @@ fn run_in(a: &Args, dir: &Path) -> Result<Outcome> {
             "tamper",
             "running version 2 first, then replaying version 1",
         );
-        let toml2 = order_toml(&parties, &sealed, &paths, 2, now + 3600, &mrtd, &meas);
+        let toml2 = order_toml(
+            &parties,
+            &sealed,
+            &paths,
+            2,
+            now + 3600,
+            &mrtd,
+            &meas,
+            tpm_pcr.as_ref(),
+        );
         let mut env2 = SignedOrder::sign_new(&toml2, &parties[0].signing)
             .map_err(|e| anyhow!("{}: {e}", e.code()))?;
         for p in &parties[1..] {
@@ -445,6 +524,9 @@ fn run_in(a: &Args, dir: &Path) -> Result<Outcome> {
         report_verified: false,
         log_index: None,
         loader_overhead_ms: read_overhead(&paths.loader_log),
+        certified_claims: fs::read(paths.dir.join("certified-claims.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok()),
         dir: dir.to_path_buf(),
     };
 
@@ -681,6 +763,7 @@ fn order_toml(
     expires: u64,
     mrtd: &[u8; 48],
     meas: &SimMeasurements,
+    tpm_pcr: Option<&[u8; 32]>,
 ) -> String {
     let expires =
         time::OffsetDateTime::from_unix_timestamp(i64::try_from(expires).unwrap_or(i64::MAX))
@@ -709,6 +792,13 @@ fn order_toml(
         hex::encode(meas.rtmr[1]),
         hex::encode(meas.rtmr[2]),
     ));
+    if let Some(v) = tpm_pcr {
+        t.push_str(&format!(
+            "[platform.tpm.pcrs.sha256]\n\"{}\" = \"{}\"\n\n",
+            tpm::PCR,
+            hex::encode(v)
+        ));
+    }
     fn owner(n: &str) -> &str {
         match n {
             "engine" => "engine-owner",
@@ -832,9 +922,16 @@ fn run_loader(
         p.outputs.display(),
         if tamper == Some(Tamper::CaDown) { 3 } else { 20 },
     );
-    if let Runner::Qemu { setup, seed } = runner {
-        return run_in_qemu(setup, *seed, p, ca, parties, sealed, env, tamper, tag);
-    }
+    let cfg = match runner {
+        Runner::Qemu { setup, seed } => {
+            return run_in_qemu(setup, *seed, p, ca, parties, sealed, env, tamper, tag);
+        }
+        Runner::Process { tpm: Some(t) } => {
+            cfg.replace("key_mode = \"ephemeral\"", "key_mode = \"tpm-sealed\"")
+                + &t.loader_section()
+        }
+        Runner::Process { tpm: None } => cfg,
+    };
     let cfg_path = p.dir.join("cvm").join("loader.toml");
     fs::write(&cfg_path, cfg)?;
     say(
@@ -1012,6 +1109,32 @@ fn owners_grant(
         claims.encryption_public_key
     ),
     );
+    if let Some(t) = &claims.platform.tpm {
+        let pcrs: Vec<String> = t
+            .pcrs
+            .iter()
+            .flat_map(|(bank, m)| m.keys().map(move |i| format!("{bank}:{i}")))
+            .collect();
+        say(
+            "owners",
+            &format!(
+                "the certificate also carries the vTPM's quoted PCRs ({}){}",
+                pcrs.join(" "),
+                match &t.event_log_sha256 {
+                    Some(d) => format!(
+                        ", explained by the firmware event log (sha256 {}...) the CA replayed",
+                        &d[..16]
+                    ),
+                    None => String::new(),
+                }
+            ),
+        );
+    }
+    // For reviewers (and the tests): what the CA certified.
+    fs::write(
+        p.dir.join("certified-claims.json"),
+        serde_json::to_vec_pretty(claims)?,
+    )?;
     let digest = env.digest();
     for s in sealed {
         let owner = if s.name == "engine" {

@@ -824,6 +824,7 @@ fn detect(raw: &[u8]) -> anyhow::Result<Evidence> {
                 certificates: vec![],
             },
             gpus: vec![],
+            tpm: None,
         }));
     }
     let tee = quote
@@ -842,6 +843,7 @@ fn detect(raw: &[u8]) -> anyhow::Result<Evidence> {
             certificates: vec![],
         },
         gpus: vec![],
+        tpm: None,
     }))
 }
 
@@ -1115,6 +1117,7 @@ mod tests {
                 certificates: vec![vcek.clone()],
             },
             gpus: vec![],
+            tpm: None,
         };
         let r = evaluate(&at(tmp_file(&dir, "b.json", &bundle.to_json()))).expect("runs");
         assert!(r.ok, "{:?} {:?}", r.code, r.error);

@@ -131,6 +131,10 @@ output_dir = "/run/outputs"
 interface = "eth0"
 address = "10.0.2.15"
 prefix_len = 24
+
+# The guest's vTPM (swtpm behind QEMU's tpm-crb): its PCRs 0-9 are quoted
+# beside the TDX quote, with the firmware event log, for the CA to replay.
+[tpm]
 "#,
         modules.join(", ")
     )

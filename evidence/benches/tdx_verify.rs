@@ -21,6 +21,7 @@ fn bench(c: &mut Criterion) {
             certificates: vec![],
         },
         gpus: vec![],
+        tpm: None,
     };
     let raw_col = data("tdx/dcap-qvl/tdx_quote_collateral.json");
     let col = Collateral::tdx(TdxCollateral::from_json(&raw_col).expect("collateral"));

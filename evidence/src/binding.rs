@@ -6,9 +6,17 @@
 //!                     || frame(nonce)
 //!                     || frame(signing public key, SubjectPublicKeyInfo DER)
 //!                     || frame(encryption public key, raw HPKE encoding)
-//!                     || frame(SHA-256 digest of all GPU evidence) )
+//!                     || frame(SHA-256 digest of all GPU evidence)
+//!                     [ || frame(TPM AK digest) ] )
 //! frame(x)    = u32 big-endian length of x || x
 //! ```
+//!
+//! The last frame is present only when the bundle carries a vTPM quote
+//! beside the CPU evidence (composite evidence, see
+//! [`crate::bundle::TpmEvidence`]): it binds the TPM attestation key to the
+//! CPU TEE's report, as Azure's HCL report binds its vTPM AK. Without a TPM
+//! the encoding is unchanged, and since frames are self-delimiting no
+//! encoding with the frame equals one without it.
 //!
 //! Every field is length-prefixed, so no two different field tuples share an
 //! encoding; the domain string and its version come first, so the hash cannot
@@ -30,6 +38,9 @@ pub struct Binding<'a> {
     pub encryption_public_key: &'a [u8],
     /// SHA-256 over the framed list of GPU evidence (see [`gpu_evidence_digest`]).
     pub gpu_evidence_digest: [u8; 32],
+    /// [`tpm_ak_digest`] of the vTPM attestation key whose quote the bundle
+    /// carries beside the CPU evidence; `None` when it carries none.
+    pub tpm_ak_digest: Option<[u8; 32]>,
 }
 
 impl Binding<'_> {
@@ -45,8 +56,24 @@ impl Binding<'_> {
         ] {
             frame(&mut h, field);
         }
+        if let Some(ak) = &self.tpm_ak_digest {
+            frame(&mut h, ak);
+        }
         h.finalize().into()
     }
+}
+
+/// Domain separation string of [`tpm_ak_digest`], versioned.
+pub const TPM_AK_DOMAIN: &[u8] = b"trusted-loader/tpm-ak/v1";
+
+/// `SHA-256(frame("trusted-loader/tpm-ak/v1") || frame(ak_public))` over the
+/// AK exactly as the bundle carries it (`TPM2B_PUBLIC`/`TPMT_PUBLIC` or SPKI).
+pub fn tpm_ak_digest(ak_public: &[u8]) -> [u8; 32] {
+    use sha2::Sha256;
+    let mut h = Sha256::new();
+    frame(&mut h, TPM_AK_DOMAIN);
+    frame(&mut h, ak_public);
+    h.finalize().into()
 }
 
 /// SHA-256 over `frame("trusted-loader/gpu-evidence/v1") || frame(count) || frame(e_0) || ...`.
@@ -101,6 +128,7 @@ mod tests {
             signing_public_key: sk,
             encryption_public_key: ek,
             gpu_evidence_digest: gpu_evidence_digest([]),
+            tpm_ak_digest: None,
         }
     }
 
@@ -121,6 +149,34 @@ mod tests {
         let mut with_gpu = b(b"n", b"s", b"e");
         with_gpu.gpu_evidence_digest = gpu_evidence_digest([&b"gpu0"[..]]);
         assert_ne!(base, with_gpu.report_data());
+        let mut with_tpm = b(b"n", b"s", b"e");
+        with_tpm.tpm_ak_digest = Some(tpm_ak_digest(b"ak"));
+        assert_ne!(base, with_tpm.report_data());
+        let mut other_ak = with_tpm;
+        other_ak.tpm_ak_digest = Some(tpm_ak_digest(b"AK"));
+        assert_ne!(with_tpm.report_data(), other_ak.report_data());
+    }
+
+    #[test]
+    fn tpm_frame_is_appended_last() {
+        // Pinned construction: the AK frame follows the five v1 frames.
+        let ak = tpm_ak_digest(b"ak");
+        let mut h = Sha512::new();
+        for f in [
+            DOMAIN,
+            b"n",
+            b"s",
+            b"e",
+            &gpu_evidence_digest([])[..],
+            &ak[..],
+        ] {
+            h.update((f.len() as u32).to_be_bytes());
+            h.update(f);
+        }
+        let want: [u8; 64] = h.finalize().into();
+        let mut with_tpm = b(b"n", b"s", b"e");
+        with_tpm.tpm_ak_digest = Some(ak);
+        assert_eq!(with_tpm.report_data(), want);
     }
 
     #[test]

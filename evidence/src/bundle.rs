@@ -3,8 +3,14 @@
 //! ```json
 //! { "version": 1,
 //!   "cpu": { "kind": "tdx-quote", "quote": "<base64>", "certificates": ["<base64 DER>", ...] },
-//!   "gpus": [ { "index": 0, "report": "<base64>", "certificates": ["<base64 DER>", ...] } ] }
+//!   "gpus": [ { "index": 0, "report": "<base64>", "certificates": ["<base64 DER>", ...] } ],
+//!   "tpm": { "quote": "<base64 of TPM quote JSON>", "event_log": "<base64>" } }
 //! ```
+//!
+//! `tpm` is present only for composite evidence: a vTPM quote beside the
+//! CPU TEE's report, its AK bound into the CPU report data (see
+//! [`crate::binding`]) and its `extraData` equal to that report data. A
+//! bundle without it encodes exactly as before the field existed.
 //!
 //! The bundle is only a container: nothing in it is trusted until a verifier
 //! has checked the CPU evidence's signature chain and the report-data binding
@@ -64,6 +70,25 @@ pub struct EvidenceBundle {
     pub cpu: CpuEvidence,
     #[serde(default)]
     pub gpus: Vec<GpuEvidence>,
+    /// A vTPM quote beside the CPU evidence (composite evidence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<TpmEvidence>,
+}
+
+/// A vTPM quote carried beside the CPU evidence, with the firmware's TCG
+/// event log that explains its PCRs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TpmEvidence {
+    /// [`crate::tpm::TpmQuoteEvidence`] JSON (TPMS_ATTEST, signature, AK
+    /// public area, PCR values).
+    #[serde(with = "b64")]
+    pub quote: Vec<u8>,
+    /// The firmware's TCG event log (`binary_bios_measurements`); empty when
+    /// the guest has none. When present the verifier replays it against the
+    /// quoted PCRs.
+    #[serde(default, with = "b64")]
+    pub event_log: Vec<u8>,
 }
 
 impl EvidenceBundle {
@@ -71,6 +96,15 @@ impl EvidenceBundle {
     /// ([`binding::gpu_evidence_digest`] over each GPU's report, in bundle order).
     pub fn gpu_evidence_digest(&self) -> [u8; 32] {
         binding::gpu_evidence_digest(self.gpus.iter().map(|g| g.report.as_slice()))
+    }
+
+    /// [`binding::tpm_ak_digest`] of the composite TPM quote's AK, as carried;
+    /// `None` without TPM evidence or when its JSON does not parse (the
+    /// verifier rejects such a bundle anyway).
+    pub fn tpm_ak_digest(&self) -> Option<[u8; 32]> {
+        let t = self.tpm.as_ref()?;
+        let ev = crate::tpm::TpmQuoteEvidence::from_json(&t.quote).ok()?;
+        Some(binding::tpm_ak_digest(&ev.ak_public))
     }
 
     /// SHA-256 over the bundle's JSON encoding as produced by [`Self::to_json`];
@@ -133,6 +167,7 @@ mod tests {
                 certificates: vec![],
             },
             gpus: vec![],
+            tpm: None,
         };
         let back: EvidenceBundle = serde_json::from_slice(&b.to_json()).expect("round trip");
         assert_eq!(back, b);

@@ -80,6 +80,10 @@ pub struct SnpClaims {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TpmClaims {
     pub pcrs: BTreeMap<String, BTreeMap<u32, String>>,
+    /// SHA-256 (hex) of the firmware event log that replayed to these PCRs
+    /// (composite evidence with a log); absent when none was checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_log_sha256: Option<String>,
 }
 
 /// One attested GPU.

@@ -165,6 +165,15 @@ pub enum EvidenceError {
     /// The AK public key does not decode.
     #[error("malformed TPM attestation key: {0}")]
     TpmAkMalformed(&'static str),
+    /// Composite TPM evidence beside a TPM quote as the CPU evidence.
+    #[error("a vTPM quote beside the CPU evidence needs TDX or SEV-SNP CPU evidence")]
+    TpmCompositeMisplaced,
+    /// The firmware event log does not parse.
+    #[error("firmware event log: {0}")]
+    TpmEventLogMalformed(String),
+    /// The replayed firmware event log does not give the quoted PCR values.
+    #[error("firmware event log does not replay to the quoted PCRs: {0}")]
+    TpmEventLogMismatch(String),
     /// An Azure HCL report does not decode.
     #[error("malformed HCL report: {0}")]
     HclReportMalformed(&'static str),
@@ -258,6 +267,9 @@ impl EvidenceError {
             Self::TpmNonceMismatch => "TPM_NONCE_MISMATCH",
             Self::TpmAkUntrusted(_) => "TPM_AK_UNTRUSTED",
             Self::TpmAkMalformed(_) => "TPM_AK_MALFORMED",
+            Self::TpmCompositeMisplaced => "TPM_COMPOSITE_MISPLACED",
+            Self::TpmEventLogMalformed(_) => "TPM_EVENT_LOG_MALFORMED",
+            Self::TpmEventLogMismatch(_) => "TPM_EVENT_LOG_MISMATCH",
             Self::HclReportMalformed(_) => "TPM_HCL_REPORT_MALFORMED",
             Self::HclVarDataMismatch => "TPM_HCL_VAR_DATA_MISMATCH",
             Self::GpuReportMalformed(_) => "GPU_REPORT_MALFORMED",

@@ -145,16 +145,20 @@ pub struct VerifiedEvidence {
     /// Identity of each verified GPU (FWID, leaf serial, opaque data), in
     /// bundle order, beside `claims.gpus`.
     pub gpu_devices: Vec<crate::nvidia::GpuDevice>,
+    /// For composite evidence: [`crate::binding::tpm_ak_digest`] of the
+    /// vTPM AK whose quote verified; the report data must bind it.
+    pub tpm_ak_digest: Option<[u8; 32]>,
 }
 
 impl VerifiedEvidence {
     /// Check that the report data equals `binding` and that the binding's
-    /// GPU digest is the bundle's (`EVIDENCE_BINDING_MISMATCH` otherwise).
+    /// GPU digest and vTPM AK digest are the bundle's (`EVIDENCE_BINDING_MISMATCH` otherwise).
     pub fn check_binding(
         &self,
         binding: &crate::binding::Binding<'_>,
     ) -> Result<(), EvidenceError> {
         if binding.gpu_evidence_digest != self.gpu_evidence_digest
+            || binding.tpm_ak_digest != self.tpm_ak_digest
             || binding.report_data() != self.claims.report_data
         {
             return Err(EvidenceError::BindingMismatch);
@@ -181,6 +185,11 @@ impl VerifiedEvidence {
 /// [`crate::nvidia`]); the claims land in `claims.gpus`. That the CPU
 /// evidence binds exactly these reports is checked by
 /// [`VerifiedEvidence::check_binding`].
+///
+/// Composite vTPM evidence ([`EvidenceBundle::tpm`]): see
+/// [`crate::tpm::verify_composite`]; its AK digest lands in
+/// [`VerifiedEvidence::tpm_ak_digest`] for [`VerifiedEvidence::check_binding`]
+/// and its PCRs in `claims.tpm`.
 pub fn verify_bundle(
     bundle: &EvidenceBundle,
     opts: &VerifyOptions,
@@ -190,6 +199,24 @@ pub fn verify_bundle(
     }
     // GPUs first: whatever the CPU evidence kind, no GPU entry passes unchecked.
     let (gpus, gpu_devices) = verify_gpus(bundle, opts)?;
+    let mut v = verify_cpu(bundle, opts, gpus, gpu_devices)?;
+    if let Some(t) = &bundle.tpm {
+        if bundle.cpu.kind == CpuEvidenceKind::TpmQuote {
+            return Err(EvidenceError::TpmCompositeMisplaced);
+        }
+        let c = crate::tpm::verify_composite(t, v.claims.tee, &v.claims.report_data)?;
+        v.claims.tpm = Some(c.claims);
+        v.tpm_ak_digest = Some(c.ak_digest);
+    }
+    Ok(v)
+}
+
+fn verify_cpu(
+    bundle: &EvidenceBundle,
+    opts: &VerifyOptions,
+    gpus: Vec<GpuClaims>,
+    gpu_devices: Vec<crate::nvidia::GpuDevice>,
+) -> Result<VerifiedEvidence, EvidenceError> {
     match bundle.cpu.kind {
         CpuEvidenceKind::TdxQuote => {}
         CpuEvidenceKind::SnpReport => {
@@ -209,6 +236,7 @@ pub fn verify_bundle(
                 pck: None,
                 snp: Some(v),
                 gpu_devices,
+                tpm_ak_digest: None,
             });
         }
         CpuEvidenceKind::TpmQuote => {
@@ -227,6 +255,7 @@ pub fn verify_bundle(
                 pck: None,
                 snp: None,
                 gpu_devices,
+                tpm_ak_digest: None,
             });
         }
     }
@@ -270,6 +299,7 @@ pub fn verify_bundle(
         pck: vq.pck,
         snp: None,
         gpu_devices,
+        tpm_ak_digest: None,
     })
 }
 

@@ -36,6 +36,7 @@ fn run(j: &Value) -> Result<TcbStatus, EvidenceError> {
             certificates: vec![],
         },
         gpus: vec![],
+        tpm: None,
     };
     verify_bundle(&b, &opts).map(|v| v.claims.tcb_status)
 }

@@ -31,6 +31,7 @@ fn bundle(quote: Vec<u8>) -> EvidenceBundle {
             certificates: vec![],
         },
         gpus: vec![],
+        tpm: None,
     }
 }
 

@@ -134,6 +134,7 @@ impl Setup {
                 certificates: vec![],
             },
             gpus,
+            tpm: None,
         };
         (b, digest)
     }
@@ -153,6 +154,7 @@ fn binding(gpu_evidence_digest: [u8; 32]) -> Binding<'static> {
         signing_public_key: b"spki",
         encryption_public_key: b"hpke",
         gpu_evidence_digest,
+        tpm_ak_digest: None,
     }
 }
 

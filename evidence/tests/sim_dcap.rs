@@ -24,6 +24,7 @@ fn bundle(sim: &SimTee, m: &SimMeasurements) -> EvidenceBundle {
             certificates: vec![],
         },
         gpus: vec![],
+        tpm: None,
     }
 }
 

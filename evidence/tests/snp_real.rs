@@ -208,6 +208,7 @@ fn every_real_report_verifies_with_manifest_fields() {
                 certificates: full.clone(),
             },
             gpus: vec![],
+            tpm: None,
         };
         let ve = verify_bundle(&bundle, &VerifyOptions::new(c.now, none()))
             .unwrap_or_else(|e| panic!("{}: {e}", c.name));

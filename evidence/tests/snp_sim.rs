@@ -27,6 +27,7 @@ fn bundle(report: Vec<u8>, chain: Vec<Vec<u8>>) -> EvidenceBundle {
             certificates: chain,
         },
         gpus: vec![],
+        tpm: None,
     }
 }
 

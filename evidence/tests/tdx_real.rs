@@ -95,6 +95,7 @@ fn real_quote_without_collateral_is_refused() {
             certificates: vec![],
         },
         gpus: vec![],
+        tpm: None,
     };
     let e = verify_bundle(&b, &VerifyOptions::new(1_752_919_234, intel()))
         .expect_err("must be rejected");

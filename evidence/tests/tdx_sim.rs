@@ -18,6 +18,7 @@ fn bundle(quote: Vec<u8>) -> EvidenceBundle {
             certificates: vec![],
         },
         gpus: vec![],
+        tpm: None,
     }
 }
 
@@ -264,6 +265,7 @@ fn binding_check() {
         signing_public_key: b"spki",
         encryption_public_key: b"hpke",
         gpu_evidence_digest: gpu_evidence_digest([]),
+        tpm_ak_digest: None,
     };
     let q = sim.tdx_quote(&binding.report_data(), &SimMeasurements::default());
     let v = verify_bundle(&bundle(q), &sim_opts(&sim)).expect("verifies");

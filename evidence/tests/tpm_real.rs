@@ -417,6 +417,7 @@ fn trustee_tpm_evidence_through_verify_bundle() {
             certificates: vec![],
         },
         gpus: vec![],
+        tpm: None,
     };
     // Without a pinned AK or an AK root: untrusted, never accepted silently.
     let e = verify_bundle(

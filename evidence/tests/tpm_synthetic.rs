@@ -120,6 +120,7 @@ fn certified_ecdsa_ak_quote_verifies() {
             certificates: certs,
         },
         gpus: vec![],
+        tpm: None,
     };
     let anchors = TrustAnchors {
         tpm_ak_root_der: Some(f.root_der.clone()),

@@ -29,6 +29,10 @@ pub enum KeyMode {
     /// Derived from the SEV-SNP firmware's derived key (needs `tee = "snp"`).
     #[serde(rename = "snp-derived")]
     SnpDerived,
+    /// Derived from a seed sealed to the TPM's PCRs (needs `[tpm]` with
+    /// `sealed_seed`, made by `trusted-loader tpm-seal`).
+    #[serde(rename = "tpm-sealed")]
+    TpmSealed,
 }
 
 fn default_tsm_root() -> PathBuf {
@@ -115,9 +119,100 @@ pub struct LoaderConfig {
     /// `[gpu]`: where GPUs are inventoried and NVML is loaded from.
     #[serde(default)]
     pub gpu: crate::gpu::GpuConfig,
+    /// `[tpm]`: a vTPM quoted beside the CPU evidence, and the TPM-sealed key.
+    #[serde(default)]
+    pub tpm: Option<TpmSection>,
     /// The configuration text as read (its digest goes into the event log).
     #[serde(skip)]
     source: String,
+}
+
+// ---- The vTPM -----------------------------------------------------------------
+
+fn default_quote_pcrs() -> Vec<u32> {
+    (0..=9).collect()
+}
+fn default_key_version() -> u32 {
+    1
+}
+
+/// `[tpm]`: the TPM the loader quotes beside the CPU evidence (composite
+/// evidence, see `tl_evidence::bundle::TpmEvidence`) and, with
+/// `key_mode = "tpm-sealed"`, unseals its key seed from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TpmSection {
+    /// TPM character device (default `/dev/tpmrm0`, the kernel's resource manager).
+    #[serde(default)]
+    pub device: Option<PathBuf>,
+    /// `host:port` of a TPM speaking raw TPM 2.0 commands over TCP (swtpm);
+    /// for tests, so only with `allow_simulation = true`.
+    #[serde(default)]
+    pub tcp: Option<String>,
+    /// Quote the SHA-256 `pcrs` beside the CPU evidence (default true).
+    #[serde(default = "default_true")]
+    pub quote: bool,
+    /// SHA-256 PCRs to quote (default 0..=9: firmware and boot loader).
+    #[serde(default = "default_quote_pcrs")]
+    pub pcrs: Vec<u32>,
+    /// The sealed seed (`trusted-loader tpm-seal`), for `key_mode = "tpm-sealed"`.
+    #[serde(default)]
+    pub sealed_seed: Option<PathBuf>,
+    /// Key version of the derivation (a new version gives an unrelated key).
+    #[serde(default = "default_key_version")]
+    pub key_version: u32,
+}
+
+impl TpmSection {
+    /// Where TPM commands go.
+    pub fn transport(&self) -> crate::tpm::TpmTransportConfig {
+        match (&self.tcp, &self.device) {
+            (Some(address), _) => crate::tpm::TpmTransportConfig::Tcp {
+                address: address.clone(),
+            },
+            (None, Some(path)) => crate::tpm::TpmTransportConfig::Device { path: path.clone() },
+            (None, None) => crate::tpm::TpmTransportConfig::default(),
+        }
+    }
+
+    /// The quoted PCR selection (SHA-256 bank).
+    pub fn quote_selection(&self) -> Vec<tl_evidence::tpm::PcrSelection> {
+        vec![tl_evidence::tpm::PcrSelection {
+            hash_alg: tl_evidence::tpm::attest::TPM_ALG_SHA256,
+            pcrs: self.pcrs.clone(),
+        }]
+    }
+
+    fn check(&self, allow_simulation: bool, key_mode: KeyMode) -> Result<(), Halt> {
+        let bad = |d: &str| Err(Halt::new(HaltCode::ConfigInvalid, d.to_owned()));
+        if self.tcp.is_some() && self.device.is_some() {
+            return bad("tpm: give device or tcp, not both");
+        }
+        if self.tcp.is_some() && !allow_simulation {
+            return Err(Halt::new(
+                HaltCode::SimulationNotEnabled,
+                "tpm.tcp (a TPM over TCP, for tests) requires allow_simulation = true",
+            ));
+        }
+        let mut seen = [false; 24];
+        for p in &self.pcrs {
+            match seen.get_mut(*p as usize) {
+                Some(s) if !*s => *s = true,
+                _ => return bad("tpm.pcrs: PCR indexes 0..=23, each once"),
+            }
+        }
+        if self.quote && self.pcrs.is_empty() {
+            return bad("tpm.pcrs is empty: nothing to quote");
+        }
+        let paths = self.device.iter().chain(&self.sealed_seed);
+        if paths.into_iter().any(|p| !p.is_absolute()) {
+            return bad("tpm.device and tpm.sealed_seed must be absolute paths");
+        }
+        if key_mode == KeyMode::TpmSealed && self.sealed_seed.is_none() {
+            return bad("key_mode = \"tpm-sealed\" requires tpm.sealed_seed");
+        }
+        Ok(())
+    }
 }
 
 // ---- PID 1 mode and the QEMU boot harness (image/README.md) ----------------
@@ -203,6 +298,15 @@ impl LoaderConfig {
             return Err(bad(
                 "key_mode = \"snp-derived\" requires tee = \"snp\"".into()
             ));
+        }
+        match &c.tpm {
+            Some(t) => t.check(c.allow_simulation, c.key_mode)?,
+            None if c.key_mode == KeyMode::TpmSealed => {
+                return Err(bad(
+                    "key_mode = \"tpm-sealed\" requires a [tpm] section".into()
+                ))
+            }
+            None => {}
         }
         for (name, p) in [
             ("ca_root", &c.ca_root),
@@ -294,6 +398,62 @@ output_dir = "/run/outputs"
         assert_eq!(code("nvml_library = \"nvml.so\""), "CONFIG_INVALID");
         assert_eq!(code("pci_devices_root = \"pci\""), "CONFIG_INVALID");
         assert_eq!(code("other = 1"), "CONFIG_INVALID");
+    }
+
+    #[test]
+    fn tpm_section() {
+        let sim = format!(
+            "{}\nallow_simulation = true\n",
+            GOOD.replace("\"auto\"", "\"sim\"")
+                .replace("\"ephemeral\"", "\"tpm-sealed\"")
+        );
+        let c = LoaderConfig::from_toml(&format!(
+            "{sim}[tpm]\ntcp = \"127.0.0.1:2321\"\nsealed_seed = \"/var/lib/tl/seed\"\n"
+        ))
+        .unwrap();
+        let t = c.tpm.as_ref().unwrap();
+        assert!(t.quote);
+        assert_eq!(t.pcrs, (0..=9).collect::<Vec<_>>());
+        assert_eq!(t.key_version, 1);
+        assert_eq!(
+            t.transport(),
+            crate::tpm::TpmTransportConfig::Tcp {
+                address: "127.0.0.1:2321".into()
+            }
+        );
+        let plain = LoaderConfig::from_toml(&format!("{GOOD}[tpm]\n")).unwrap();
+        assert_eq!(
+            plain.tpm.unwrap().transport(),
+            crate::tpm::TpmTransportConfig::default()
+        );
+        let code = |t: &str| LoaderConfig::from_toml(t).unwrap_err().code();
+        // tpm-sealed without a seed or without [tpm]
+        assert_eq!(code(&format!("{sim}[tpm]\n")), "CONFIG_INVALID");
+        assert_eq!(code(&sim), "CONFIG_INVALID");
+        // TCP only with simulation allowed
+        assert_eq!(
+            code(&format!("{GOOD}[tpm]\ntcp = \"127.0.0.1:1\"\n")),
+            "SIMULATION_NOT_ENABLED"
+        );
+        for bad in [
+            "pcrs = [24]",
+            "pcrs = [1, 1]",
+            "pcrs = []",
+            "device = \"tpmrm0\"",
+            "sealed_seed = \"seed\"",
+            "device = \"/dev/tpmrm0\"\ntcp = \"127.0.0.1:1\"",
+            "other = 1",
+        ] {
+            assert_eq!(
+                code(&format!("{GOOD}allow_simulation = true\n[tpm]\n{bad}\n")),
+                "CONFIG_INVALID",
+                "{bad}"
+            );
+        }
+        // Nothing to quote is fine when quoting is off.
+        assert!(
+            LoaderConfig::from_toml(&format!("{GOOD}[tpm]\nquote = false\npcrs = []\n")).is_ok()
+        );
     }
 
     #[test]

@@ -32,6 +32,25 @@ enum Cmd {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Provision `key_mode = "tpm-sealed"`: seal a fresh random seed to the TPM's current
+    /// SHA-256 PCR values and write it to the configuration's `tpm.sealed_seed`.
+    ///
+    /// Run it once on the machine (same image, same boot chain) whose PCRs the key is bound
+    /// to. Prints the encryption public key the seed derives to (`x25519:...`): owners can
+    /// grant to it in advance, and every later boot with the same PCR values derives the same
+    /// key; any other boot chain cannot unseal it and halts with KEY_DERIVATION_FAILED.
+    /// Refuses to overwrite an existing sealed seed.
+    TpmSeal {
+        /// Loader configuration (TOML) with a [tpm] section naming sealed_seed.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// SHA-256 PCRs to seal to, comma-separated (default: the configuration's tpm.pcrs).
+        #[arg(long, value_name = "LIST", value_delimiter = ',')]
+        pcrs: Option<Vec<u32>>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Configuration path in PID 1 mode.
@@ -68,6 +87,12 @@ fn main() {
             match LoaderConfig::load(&config) {
                 Ok(config) => run_pipeline(&config, &mut ctx),
                 Err(h) => halt(&h, &mut ctx),
+            }
+        }
+        Some(Cmd::TpmSeal { config, pcrs, json }) => {
+            if let Err(h) = tpm_seal(&config, pcrs, json) {
+                eprintln!("trusted-loader tpm-seal: {}: {}", h.code(), h.detail);
+                std::process::exit(1);
             }
         }
         None => {
@@ -109,4 +134,63 @@ fn run_pipeline(config: &LoaderConfig, ctx: &mut HaltContext) {
         ),
         Err(h) => halt(&h, ctx),
     }
+}
+
+/// `trusted-loader tpm-seal`.
+fn tpm_seal(
+    config: &std::path::Path,
+    pcrs: Option<Vec<u32>>,
+    json: bool,
+) -> Result<(), tl_loader::halt::Halt> {
+    use tl_loader::halt::{Halt, HaltCode};
+    let cfg = LoaderConfig::load(config)?;
+    let bad = |d: &str| Halt::new(HaltCode::ConfigInvalid, d.to_owned());
+    let sec = cfg.tpm.as_ref().ok_or_else(|| bad("no [tpm] section"))?;
+    let out = sec
+        .sealed_seed
+        .as_ref()
+        .ok_or_else(|| bad("tpm.sealed_seed is not set"))?;
+    let mut sel = sec.quote_selection();
+    if let Some(p) = pcrs {
+        if p.is_empty() || p.iter().any(|i| *i > 23) {
+            return Err(bad("--pcrs: PCR indexes 0..=23"));
+        }
+        sel[0].pcrs = p;
+    }
+    let fail = |e: tl_loader::tpm::TpmError| e.halt(HaltCode::KeyDerivationFailed, "sealing");
+    let mut tpm = tl_loader::tpm::Tpm::open(&sec.transport()).map_err(fail)?;
+    let (sealed, key) =
+        tl_loader::tpm::provision_sealed_seed(&mut tpm, &sel, sec.key_version).map_err(fail)?;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .map_err(|e| bad(&format!("{}: {e}", out.display())))?;
+    f.write_all(&sealed.to_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| bad(&format!("{}: {e}", out.display())))?;
+    let public = key.public_key().to_text();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "sealed_seed": out,
+                "pcrs": sel[0].pcrs,
+                "bank": "sha256",
+                "key_version": sec.key_version,
+                "encryption_public_key": public,
+            })
+        );
+    } else {
+        println!(
+            "sealed a fresh seed to SHA-256 PCRs {:?} in {}\nencryption public key (key version {}): {public}",
+            sel[0].pcrs,
+            out.display(),
+            sec.key_version
+        );
+    }
+    Ok(())
 }

@@ -114,7 +114,10 @@ pub fn run(
     // 1. TEE and keys. Local keys exist before the quote so the quote binds them.
     let provider = provider_for(cfg)?;
     let _sim_tee = start_sim_tee(cfg, progress)?;
-    record_firmware_log(cfg, ctx, progress)?;
+    // The TPM, when configured: its sealed seed, the firmware log's replay
+    // and the quote beside the CPU evidence all go through this one handle.
+    let mut tpm = open_tpm(cfg, progress)?;
+    let firmware_log = record_firmware_log(cfg, ctx, progress, tpm.as_mut())?;
     progress(
         "tee",
         &format!(
@@ -133,6 +136,16 @@ pub fn run(
                 LoaderKeys::with_encryption(enc)?,
                 "SEV-SNP derived (sealed)",
             )
+        }
+        // Never an ephemeral fallback either: PCRs that moved halt here.
+        KeyMode::TpmSealed => {
+            let (Some(t), Some(sec)) = (tpm.as_mut(), cfg.tpm.as_ref()) else {
+                return Err(Halt::new(
+                    HaltCode::KeyDerivationFailed,
+                    "key_mode = \"tpm-sealed\" without a TPM",
+                ));
+            };
+            (tpm_sealed_keys(t, sec)?, "TPM-sealed")
         }
     };
     lap("keys", &mut stages);
@@ -186,13 +199,49 @@ pub fn run(
     let bundle_gpus = gpus.evidence.clone();
     let gpu_digest =
         tl_evidence::binding::gpu_evidence_digest(bundle_gpus.iter().map(|g| g.report.as_slice()));
+    // The vTPM's AK is bound into the CPU report data; its quote then answers
+    // that same report data (composite evidence).
+    let tpm_ak = match (tpm.as_mut(), cfg.tpm.as_ref()) {
+        (Some(t), Some(sec)) if sec.quote => Some(
+            t.create_ak(crate::tpm::Hierarchy::Endorsement)
+                .map_err(|e| e.halt(HaltCode::EvidenceCollectFailed, "TPM attestation key"))?,
+        ),
+        _ => None,
+    };
     let report_data = Binding {
         nonce: &nonce_bytes,
         signing_public_key: &spki_der,
         encryption_public_key: &enc_pub,
         gpu_evidence_digest: gpu_digest,
+        tpm_ak_digest: tpm_ak
+            .as_ref()
+            .map(|ak| tl_evidence::binding::tpm_ak_digest(&ak.public)),
     }
     .report_data();
+    let tpm_evidence = match (tpm.as_mut(), tpm_ak, cfg.tpm.as_ref()) {
+        (Some(t), Some(ak), Some(sec)) => {
+            let ev = t.quote_evidence(&ak, &report_data, &sec.quote_selection());
+            let _ = t.flush(ak.handle);
+            let ev = ev.map_err(|e| e.halt(HaltCode::EvidenceCollectFailed, "TPM quote"))?;
+            progress(
+                "tpm",
+                &format!(
+                    "quoted SHA-256 PCRs {:?} over the report data{}",
+                    sec.pcrs,
+                    if firmware_log.is_some() {
+                        ", with the firmware event log"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+            Some(tl_evidence::bundle::TpmEvidence {
+                quote: ev.to_json(),
+                event_log: firmware_log.clone().unwrap_or_default(),
+            })
+        }
+        _ => None,
+    };
     let (cpu, what) = if provider == TsmProvider::Snp {
         let ev = crate::snp::collect_evidence(
             &cfg.tsm_root,
@@ -227,12 +276,18 @@ pub fn run(
         version: BUNDLE_VERSION,
         cpu,
         gpus: bundle_gpus,
+        tpm: tpm_evidence,
     };
     progress(
         "evidence",
         &format!(
-            "{what} binding nonce, signing key, encryption key and {} GPU report(s)",
-            bundle.gpus.len()
+            "{what} binding nonce, signing key, encryption key, {} GPU report(s){}",
+            bundle.gpus.len(),
+            if bundle.tpm.is_some() {
+                " and the vTPM's attestation key"
+            } else {
+                ""
+            }
         ),
     );
 
@@ -945,9 +1000,10 @@ fn record_firmware_log(
     cfg: &LoaderConfig,
     ctx: &mut HaltContext,
     progress: Progress,
-) -> Result<(), Halt> {
+    tpm: Option<&mut crate::tpm::Tpm>,
+) -> Result<Option<Vec<u8>>, Halt> {
     let Some(path) = &cfg.firmware_event_log else {
-        return Ok(());
+        return Ok(None);
     };
     let bytes =
         fs::read(path).map_err(|e| io_halt(HaltCode::EvidenceCollectFailed, "reading", path, e))?;
@@ -960,29 +1016,71 @@ fn record_firmware_log(
             bytes.len()
         ),
     );
-    if Path::new(crate::tpm::transport::DEFAULT_DEVICE).exists() {
-        let detail = replay_firmware_log(&bytes)?;
-        progress("firmware", &detail);
+    let detail = match tpm {
+        Some(t) => Some(replay_firmware_log(&bytes, t)?),
+        None if Path::new(crate::tpm::transport::DEFAULT_DEVICE).exists() => {
+            let mut t = crate::tpm::Tpm::open(&crate::tpm::TpmTransportConfig::default())
+                .map_err(|e| e.halt(HaltCode::EvidenceCollectFailed, "opening the TPM"))?;
+            Some(replay_firmware_log(&bytes, &mut t)?)
+        }
+        None => None,
+    };
+    if let Some(d) = detail {
+        progress("firmware", &d);
     }
     let ev = ctx.event_log.record(Event::FirmwareEventLog {
         path: path.display().to_string(),
         size: bytes.len() as u64,
         sha256,
     });
-    extend(ctx, &ev)
+    extend(ctx, &ev)?;
+    Ok(Some(bytes))
+}
+
+/// Open the configured TPM (`[tpm]`); `None` without one. A configured TPM
+/// that cannot be opened halts.
+fn open_tpm(cfg: &LoaderConfig, progress: Progress) -> Result<Option<crate::tpm::Tpm>, Halt> {
+    let Some(sec) = &cfg.tpm else {
+        return Ok(None);
+    };
+    let code = if cfg.key_mode == KeyMode::TpmSealed {
+        HaltCode::KeyDerivationFailed
+    } else {
+        HaltCode::EvidenceCollectFailed
+    };
+    let transport = sec.transport();
+    let t = crate::tpm::Tpm::open(&transport).map_err(|e| e.halt(code, "opening the TPM"))?;
+    progress("tpm", &format!("TPM 2.0 via {transport}"));
+    Ok(Some(t))
+}
+
+/// `key_mode = "tpm-sealed"`: unseal the seed and derive the encryption key.
+/// A missing or damaged blob, or PCRs that moved since sealing, halt with
+/// `KEY_DERIVATION_FAILED`.
+fn tpm_sealed_keys(
+    tpm: &mut crate::tpm::Tpm,
+    sec: &crate::config::TpmSection,
+) -> Result<LoaderKeys, Halt> {
+    let path = sec
+        .sealed_seed
+        .as_deref()
+        .ok_or_else(|| Halt::new(HaltCode::KeyDerivationFailed, "tpm.sealed_seed is not set"))?;
+    let blob =
+        fs::read(path).map_err(|e| io_halt(HaltCode::KeyDerivationFailed, "reading", path, e))?;
+    let sealed = crate::tpm::SealedSeed::from_bytes(&blob)
+        .map_err(|e| e.halt(HaltCode::KeyDerivationFailed, "sealed seed"))?;
+    LoaderKeys::tpm_sealed(tpm, &sealed, sec.key_version)
 }
 
 /// Replay the firmware's TCG event log and compare it with the SHA-256 bank
 /// of the TPM's PCRs 0..=9 (those the log covers): a log that does not
 /// explain the TPM's registers halts.
-fn replay_firmware_log(log: &[u8]) -> Result<String, Halt> {
+fn replay_firmware_log(log: &[u8], tpm: &mut crate::tpm::Tpm) -> Result<String, Halt> {
     use tl_measured_boot::eventlog::{CompareScope, EventLog, HashAlg, Registers};
     let fail = |d: String| Halt::new(HaltCode::EvidenceCollectFailed, d);
     let parsed = EventLog::parse(log)
         .map_err(|e| fail(format!("firmware event log ({}): {e}", e.code())))?;
     let replay = parsed.replay();
-    let mut tpm = crate::tpm::Tpm::open(&crate::tpm::TpmTransportConfig::default())
-        .map_err(|e| fail(format!("opening the TPM ({}): {e}", e.code())))?;
     let sel = [tl_evidence::tpm::PcrSelection {
         hash_alg: HashAlg::SHA256.0,
         pcrs: (0..=9).collect(),

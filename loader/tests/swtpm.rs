@@ -374,6 +374,7 @@ fn a_tpm_bundle_verifies_with_its_binding() {
         signing_public_key: b"spki",
         encryption_public_key: &[9u8; 32],
         gpu_evidence_digest: tl_evidence::binding::gpu_evidence_digest([]),
+        tpm_ak_digest: None,
     };
     let rd = binding.report_data();
     let sel = sha256_sel(&[0, 7, 16]);
@@ -382,6 +383,7 @@ fn a_tpm_bundle_verifies_with_its_binding() {
         version: BUNDLE_VERSION,
         cpu: tl_loader::tpm::cpu_evidence(&ev, vec![]),
         gpus: vec![],
+        tpm: None,
     };
     let pinned = TrustAnchors {
         tpm_pinned_aks: vec![ak.public.clone()],

@@ -139,3 +139,42 @@ fn dead_ca_halts() {
 fn out_of_date_tcb_halts() {
     tamper("tcb", &["ENROLL_REJECTED"]);
 }
+
+#[test]
+fn moved_tpm_pcr_halts_instead_of_a_fresh_key() {
+    tamper("tpm-pcr", &["KEY_DERIVATION_FAILED"]);
+}
+
+#[test]
+fn tpm_sealed_key_and_composite_evidence() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (v, stderr, out) = demo(tmp.path(), &["--tpm"]);
+    assert!(out.status.success(), "tl demo --tpm failed:\n{stderr}");
+    assert_eq!(v["ok"], true, "{stderr}");
+    assert_eq!(v["report_verified"], true, "{stderr}");
+    // The key the loader used is the one provisioned by sealing, before the
+    // loader ever ran: the same seed, unsealed from the TPM.
+    let provisioned = stderr
+        .lines()
+        .find_map(|l| l.split("the loader's key will be ").nth(1))
+        .unwrap_or_else(|| panic!("no provisioning line:\n{stderr}"))
+        .trim();
+    let claims = &v["certified_claims"];
+    assert_eq!(claims["encryption_public_key"], provisioned, "{stderr}");
+    assert!(
+        stderr.contains("TPM-sealed encryption key"),
+        "the loader names its key source:\n{stderr}"
+    );
+    // The certificate carries the vTPM's quoted PCR 8 beside the TDX claims,
+    // the value the order pinned.
+    let pcr8 = claims["platform"]["tpm"]["pcrs"]["sha256"]["8"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no TPM claims: {claims}"));
+    assert_eq!(pcr8.len(), 64);
+    assert_eq!(claims["platform"]["tee"], "tdx");
+    let order = std::fs::read_to_string(tmp.path().join("order.toml")).expect("order");
+    assert!(
+        order.contains(&format!("\"8\" = \"{pcr8}\"")),
+        "the order pins PCR 8:\n{order}"
+    );
+}

@@ -176,12 +176,14 @@ impl Loader {
                 certificates: vec![],
             },
             gpus: vec![],
+            tpm: None,
         };
         let rd = Binding {
             nonce,
             signing_public_key: spki,
             encryption_public_key: enc,
             gpu_evidence_digest: bundle.gpu_evidence_digest(),
+            tpm_ak_digest: None,
         }
         .report_data();
         bundle.cpu.quote = sim.tdx_quote(&rd, m);

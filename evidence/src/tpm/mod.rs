@@ -25,6 +25,7 @@ pub mod public;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
 
 pub use attest::{ClockInfo, PcrSelection, TpmSignature, TpmsAttest};
 pub use cert::CertifiedAk;
@@ -131,7 +132,10 @@ impl VerifiedTpmQuote {
             report_data: self.report_data(),
             tdx: None,
             snp: None,
-            tpm: Some(TpmClaims { pcrs }),
+            tpm: Some(TpmClaims {
+                pcrs,
+                event_log_sha256: None,
+            }),
             gpus: Vec::new(),
         }
     }
@@ -294,4 +298,78 @@ pub(crate) fn verify_bundle_quote(
         return Err(EvidenceError::TpmNonceMismatch);
     }
     Ok(v)
+}
+
+/// A verified composite vTPM quote (see [`verify_composite`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CompositeTpm {
+    /// The quoted PCRs, and the event log's digest when one replayed.
+    pub claims: TpmClaims,
+    /// [`crate::binding::tpm_ak_digest`] of the AK as carried; the caller's
+    /// binding check requires the CPU report data to bind it.
+    pub ak_digest: [u8; 32],
+}
+
+/// Verify a vTPM quote carried beside verified CPU evidence whose report
+/// data is `cpu_report_data`:
+///
+/// 1. the AK is trusted as **bound by the CPU report**: its
+///    [`crate::binding::tpm_ak_digest`] is returned and the report data must
+///    bind it (the caller's [`crate::verify::VerifiedEvidence::check_binding`],
+///    or the CA's binding check, which rebuilds the binding from the bundle);
+/// 2. signature, then `extraData == cpu_report_data` (the same nonce and keys
+///    the CPU evidence binds; `TPM_NONCE_MISMATCH` otherwise), then the PCR
+///    digest;
+/// 3. with an event log: it must parse and replay, bank by bank, to the quoted
+///    value of every PCR it extends (`TPM_EVENT_LOG_MISMATCH`, naming each
+///    mismatching PCR and the events that produced it).
+pub fn verify_composite(
+    t: &crate::bundle::TpmEvidence,
+    tee: TeeKind,
+    cpu_report_data: &[u8; 64],
+) -> Result<CompositeTpm> {
+    use tl_measured_boot::eventlog::{CompareScope, EventLog, HashAlg, Registers};
+    let ev = TpmQuoteEvidence::from_json(&t.quote)?;
+    let ak = parse_ak(&ev.ak_public)?;
+    let trust = AkTrust::BoundByCpuReport(CpuBoundAk {
+        ak,
+        tee,
+        report_data: *cpu_report_data,
+    });
+    let v = verify_quote(
+        &ev.attest,
+        &ev.signature,
+        &ev.pcr_values()?,
+        Some(&trust),
+        cpu_report_data,
+    )?;
+    let mut claims = v.claims().tpm.unwrap_or_default();
+    if !t.event_log.is_empty() {
+        let log = EventLog::parse(&t.event_log)
+            .map_err(|e| EvidenceError::TpmEventLogMalformed(format!("{} ({e})", e.code())))?;
+        let quoted: Registers = v
+            .pcrs
+            .iter()
+            .map(|(alg, bank)| (HashAlg(*alg), bank.clone()))
+            .collect();
+        log.replay()
+            .compare(&quoted, CompareScope::LoggedRegisters)
+            .map_err(|m| {
+                let each: Vec<String> = m
+                    .0
+                    .iter()
+                    .map(|x| {
+                        let events: Vec<String> = x.events.iter().map(|e| e.to_string()).collect();
+                        format!("{} PCR{} (events {})", x.alg, x.register, events.join(","))
+                    })
+                    .collect();
+                EvidenceError::TpmEventLogMismatch(each.join("; "))
+            })?;
+        claims.event_log_sha256 = Some(hex::encode(sha2::Sha256::digest(&t.event_log)));
+    }
+    Ok(CompositeTpm {
+        claims,
+        ak_digest: crate::binding::tpm_ak_digest(&ev.ak_public),
+    })
 }

@@ -713,6 +713,21 @@ pub fn cpu_evidence(
     }
 }
 
+/// Provisioning for `key_mode = "tpm-sealed"`: a fresh random seed sealed to
+/// the current values of `sel`, and the encryption key it derives to (whose
+/// public half owners can grant to before the loader ever runs).
+pub fn provision_sealed_seed(
+    tpm: &mut Tpm,
+    sel: &[PcrSelection],
+    key_version: u32,
+) -> Result<(SealedSeed, RecipientSecretKey)> {
+    let mut seed = Zeroizing::new([0u8; 32]);
+    aws_lc_rs::rand::fill(seed.as_mut())
+        .map_err(|_| TpmError::Argument("no randomness for the seed"))?;
+    let sealed = tpm.seal_seed(&seed, sel)?;
+    Ok((sealed, derive_encryption_key(&seed, key_version)))
+}
+
 /// Unseal `sealed` and derive the loader's encryption key; any failure is
 /// a `KEY_DERIVATION_FAILED` halt (never a fallback to a fresh key).
 pub fn unseal_encryption_key(

@@ -41,6 +41,15 @@ pub const DEFAULT_DEVICE: &str = "/dev/tpmrm0";
 /// Bound on one command's round trip over TCP.
 const TCP_TIMEOUT: Duration = Duration::from_secs(30);
 
+impl std::fmt::Display for TpmTransportConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TpmTransportConfig::Device { path } => write!(f, "{}", path.display()),
+            TpmTransportConfig::Tcp { address } => write!(f, "tcp {address}"),
+        }
+    }
+}
+
 impl TpmTransportConfig {
     pub fn open(&self) -> Result<Box<dyn Transport>, TpmError> {
         match self {

@@ -189,5 +189,6 @@ pub fn tpm_claims(pcr0: &str) -> TpmClaims {
         )]
         .into_iter()
         .collect(),
+        event_log_sha256: None,
     }
 }
