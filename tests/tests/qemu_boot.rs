@@ -161,6 +161,26 @@ fn qemu_guest_runs_the_order_and_powers_off() {
         .find(|l| l.contains("TCG event log"))
         .expect("firmware line");
     assert!(!fw.contains("(0 bytes"), "{fw}");
+    // The vTPM was quoted beside the TDX quote, and the CA replayed the same
+    // firmware log against the quoted PCRs before certifying them.
+    assert!(
+        serial.contains(
+            "[trusted-loader] tpm       quoted SHA-256 PCRs [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]"
+        ),
+        "{serial}"
+    );
+    let fw_sha = fw
+        .split("sha256 ")
+        .nth(1)
+        .and_then(|r| r.get(..64))
+        .expect("firmware log digest");
+    let tpm = &v["certified_claims"]["platform"]["tpm"];
+    assert_eq!(tpm["event_log_sha256"], fw_sha, "certified: {tpm}");
+    assert_eq!(
+        tpm["pcrs"]["sha256"].as_object().map(|m| m.len()),
+        Some(10),
+        "{tpm}"
+    );
     // What left the guest: sealed outputs and the report, no plaintext model.
     let outputs = tmp.path().join("cvm").join("outputs");
     assert!(outputs.join("model.sealed").is_file());
