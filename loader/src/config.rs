@@ -66,6 +66,15 @@ pub struct LoaderConfig {
     /// For `tee = "sim"` extends go there only when it is set.
     #[serde(default)]
     pub tdx_measurements_dir: Option<PathBuf>,
+    /// TDX on kernels without configfs-tsm (`tsm_root` absent): the guest
+    /// device whose `TDX_CMD_GET_REPORT0` gives the TDREPORT (default
+    /// /dev/tdx_guest) ...
+    #[serde(default)]
+    pub tdx_guest_device: Option<PathBuf>,
+    /// ... and the host's quote generation service that quotes it:
+    /// `vsock:CID:PORT` (default `vsock:2:4050`) or `unix:/path`.
+    #[serde(default)]
+    pub tdx_qgs: Option<String>,
     /// Directory where the order and grants appear.
     pub order_source_dir: PathBuf,
     /// How long to wait for the order, in seconds (1..=86400).
@@ -230,6 +239,16 @@ pub struct NetworkConfig {
 }
 
 impl LoaderConfig {
+    /// The QGS address for the TDREPORT fallback (checked at parse time).
+    pub fn qgs_address(&self) -> Result<crate::qgs::QgsAddress, Halt> {
+        match &self.tdx_qgs {
+            None => Ok(crate::qgs::QgsAddress::default()),
+            Some(s) => s.parse().map_err(|e: crate::qgs::QgsError| {
+                Halt::new(HaltCode::ConfigInvalid, e.to_string())
+            }),
+        }
+    }
+
     /// Checks of the PID 1 and relay options.
     fn check_pid1(&self) -> Result<(), Halt> {
         let bad = |d: &str| Err(Halt::new(HaltCode::ConfigInvalid, d.to_owned()));
@@ -294,6 +313,7 @@ impl LoaderConfig {
             ));
         }
         c.check_pid1()?;
+        c.qgs_address()?;
         if c.key_mode == KeyMode::SnpDerived && c.tee != TeeChoice::Snp {
             return Err(bad(
                 "key_mode = \"snp-derived\" requires tee = \"snp\"".into()
@@ -323,7 +343,9 @@ impl LoaderConfig {
             c.tdx_measurements_dir
                 .as_ref()
                 .map(|p| ("tdx_measurements_dir", p)),
-        ) {
+        )
+        .chain(c.tdx_guest_device.as_ref().map(|p| ("tdx_guest_device", p)))
+        {
             if !p.is_absolute() {
                 return Err(bad(format!("{name} must be an absolute path")));
             }
@@ -530,5 +552,26 @@ output_dir = "/run/outputs"
             "CONFIG_INVALID"
         );
         assert_eq!(code(&format!("{full}bogus = 1\n")), "CONFIG_INVALID");
+        // The QGS fallback's address and device.
+        let q = LoaderConfig::from_toml(&format!(
+            "{GOOD}tdx_qgs = \"unix:/run/qgs.sock\"\ntdx_guest_device = \"/dev/tdx-guest\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            q.qgs_address().unwrap(),
+            crate::qgs::QgsAddress::Unix("/run/qgs.sock".into())
+        );
+        assert_eq!(
+            plain.qgs_address().unwrap(),
+            crate::qgs::QgsAddress::default()
+        );
+        assert_eq!(
+            code(&format!("{GOOD}tdx_qgs = \"tcp:1.2.3.4:5\"\n")),
+            "CONFIG_INVALID"
+        );
+        assert_eq!(
+            code(&format!("{GOOD}tdx_guest_device = \"tdx_guest\"\n")),
+            "CONFIG_INVALID"
+        );
     }
 }

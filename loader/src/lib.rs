@@ -17,6 +17,7 @@ pub mod halt;
 pub mod keys;
 pub mod pid1;
 pub mod pipeline;
+pub mod qgs;
 pub mod relay;
 pub mod sandbox;
 pub mod sim_tsm;

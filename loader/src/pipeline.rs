@@ -118,14 +118,19 @@ pub fn run(
     // and the quote beside the CPU evidence all go through this one handle.
     let mut tpm = open_tpm(cfg, progress)?;
     let firmware_log = record_firmware_log(cfg, ctx, progress, tpm.as_mut())?;
-    progress(
-        "tee",
-        &format!(
+    let tee_line = if provider == TsmProvider::Tdx && !cfg.tsm_root.exists() {
+        format!(
+            "tdx without configfs-tsm (no {}): TDREPORT quoted by the host's QGS",
+            cfg.tsm_root.display()
+        )
+    } else {
+        format!(
             "{} via configfs-tsm at {}",
             provider.as_str(),
             cfg.tsm_root.display()
-        ),
-    );
+        )
+    };
+    progress("tee", &tee_line);
     let (keys, key_source) = match cfg.key_mode {
         KeyMode::Ephemeral => (LoaderKeys::ephemeral()?, "ephemeral"),
         // Never an ephemeral fallback: a failed derivation halts.
@@ -255,6 +260,32 @@ pub fn run(
             ev.table_note.map(|n| format!(" ({n})")).unwrap_or_default()
         );
         (ev.cpu, what)
+    } else if provider == TsmProvider::Tdx && !cfg.tsm_root.exists() {
+        // No configfs-tsm: the TDREPORT, quoted by the host's QGS.
+        let qgs = cfg.qgs_address()?;
+        let device = cfg
+            .tdx_guest_device
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(crate::tdx::GUEST_DEVICE));
+        lap("gpu_and_binding", &mut stages);
+        let quote = crate::tdx::quote_via_qgs(
+            &device,
+            &qgs,
+            &report_data,
+            Duration::from_secs(cfg.ca_timeout_seconds),
+        )?;
+        lap("quote", &mut stages);
+        let what = format!(
+            "TDX quote ({} bytes, TDREPORT from {} quoted by the QGS at {qgs})",
+            quote.len(),
+            device.display()
+        );
+        let cpu = CpuEvidence {
+            kind: CpuEvidenceKind::TdxQuote,
+            quote,
+            certificates: vec![],
+        };
+        (cpu, what)
     } else {
         let tsm = TsmClient::new(cfg.tsm_root.clone(), provider);
         lap("gpu_and_binding", &mut stages);

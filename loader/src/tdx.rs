@@ -11,11 +11,21 @@
 //! opened without `O_APPEND` and written once). The directory is a
 //! parameter so tests can point it at a plain file.
 //!
-//! Not implemented: the `TDX_CMD_EXTEND_RTMR` ioctl of older out-of-tree
-//! kernels, and the TDREPORT fallback (`TDX_CMD_GET_REPORT0` on
-//! `/dev/tdx_guest` plus quoting through the host's QGS over vsock) for
-//! kernels without configfs-tsm. On such kernels the loader halts with
-//! `EVIDENCE_COLLECT_FAILED` rather than run unmeasured.
+//! Older kernels (Intel's and distributions' TDX trees before 6.16) have no
+//! measurement file but a `TDX_CMD_EXTEND_RTMR` ioctl on `/dev/tdx_guest`:
+//! `struct tdx_extend_rtmr_req { __u8 data[48]; __u8 index; }`, defined as
+//! `_IOR('T', 3, ...)` (and `_IOW` by the "v3" driver; both are tried, in
+//! that order). When the configuration names no measurement directory and
+//! the default one is absent, the ioctl on the device is used instead.
+//!
+//! Kernels without configfs-tsm: [`get_report0`] takes the TDREPORT with
+//! `TDX_CMD_GET_REPORT0` (`_IOWR('T', 1, struct tdx_report_req { __u8
+//! reportdata[64]; __u8 tdreport[1024]; })`, mainline since 6.2) and
+//! [`crate::qgs`] has the host's quote generation service quote it.
+//!
+//! The three ioctl calls are the module's only `unsafe` code; with no usable
+//! interface the loader halts with `EVIDENCE_COLLECT_FAILED` rather than run
+//! unmeasured.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -29,6 +39,8 @@ use crate::halt::{Halt, HaltCode, HaltContext};
 pub const DEFAULT_MEASUREMENTS_DIR: &str = "/sys/class/misc/tdx_guest/measurements";
 /// The RTMR3 file in that directory.
 pub const RTMR3_FILE: &str = "rtmr3:sha384";
+/// The TDX guest device (ioctls).
+pub const GUEST_DEVICE: &str = "/dev/tdx_guest";
 
 /// Why an extend failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +53,17 @@ pub enum TdxError {
     },
     #[error("RTMR3 interface {path} took {written} of 48 bytes")]
     ShortWrite { path: PathBuf, written: usize },
+    #[error("TDX guest device {path}: {source}")]
+    Device {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{op} on {path}: {errno}")]
+    Ioctl {
+        op: &'static str,
+        path: PathBuf,
+        errno: nix::errno::Errno,
+    },
 }
 
 impl TdxError {
@@ -49,6 +72,9 @@ impl TdxError {
         match self {
             Self::Io { .. } => "TDX_RTMR_IO",
             Self::ShortWrite { .. } => "TDX_RTMR_SHORT_WRITE",
+            Self::Device { .. } => "TDX_DEVICE_IO",
+            Self::Ioctl { op, .. } if *op == "TDX_CMD_GET_REPORT0" => "TDX_GET_REPORT0",
+            Self::Ioctl { .. } => "TDX_RTMR_IOCTL",
         }
     }
 }
@@ -62,10 +88,17 @@ impl From<TdxError> for Halt {
     }
 }
 
-/// Extends RTMR3 through the TSM measurement file.
+/// Extends RTMR3 through the TSM measurement file, or the older ioctl.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rtmr3Extender {
     path: PathBuf,
+    via: Via,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    MeasurementFile,
+    Ioctl,
 }
 
 impl Rtmr3Extender {
@@ -73,12 +106,26 @@ impl Rtmr3Extender {
     pub fn new(measurements_dir: &Path) -> Self {
         Rtmr3Extender {
             path: measurements_dir.join(RTMR3_FILE),
+            via: Via::MeasurementFile,
         }
     }
 
-    /// The file written to.
+    /// The extender through `TDX_CMD_EXTEND_RTMR` on `device`.
+    pub fn ioctl(device: &Path) -> Self {
+        Rtmr3Extender {
+            path: device.to_path_buf(),
+            via: Via::Ioctl,
+        }
+    }
+
+    /// The file written to (or the device the ioctl goes to).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether this extender uses the ioctl.
+    pub fn uses_ioctl(&self) -> bool {
+        self.via == Via::Ioctl
     }
 
     /// Check that the interface exists and opens for writing, without
@@ -99,8 +146,12 @@ impl Rtmr3Extender {
             })
     }
 
-    /// Extend RTMR3 with `digest`: one 48-byte write at offset 0.
+    /// Extend RTMR3 with `digest`: one 48-byte write at offset 0 (or one
+    /// `TDX_CMD_EXTEND_RTMR` with index 3).
     pub fn extend(&self, digest: &Sha384Value) -> Result<(), TdxError> {
+        if self.via == Via::Ioctl {
+            return extend_rtmr_ioctl(&self.path, 3, digest);
+        }
         let mut f = self.open()?;
         let written = f.write(digest).map_err(|source| TdxError::Io {
             path: self.path.clone(),
@@ -122,10 +173,15 @@ impl Rtmr3Extender {
 /// TEE's event log is otherwise the only record); none for other TEEs.
 pub fn extender_for(cfg: &LoaderConfig) -> Option<Rtmr3Extender> {
     match (cfg.tee, &cfg.tdx_measurements_dir) {
-        (TeeChoice::Tdx, dir) => Some(Rtmr3Extender::new(
-            dir.as_deref()
-                .unwrap_or(Path::new(DEFAULT_MEASUREMENTS_DIR)),
-        )),
+        (TeeChoice::Tdx, Some(dir)) => Some(Rtmr3Extender::new(dir)),
+        (TeeChoice::Tdx, None) => {
+            let sysfs = Rtmr3Extender::new(Path::new(DEFAULT_MEASUREMENTS_DIR));
+            if !sysfs.path().exists() && Path::new(GUEST_DEVICE).exists() {
+                Some(Rtmr3Extender::ioctl(Path::new(GUEST_DEVICE)))
+            } else {
+                Some(sysfs)
+            }
+        }
         (TeeChoice::Sim, Some(dir)) => Some(Rtmr3Extender::new(dir)),
         _ => None,
     }
@@ -141,6 +197,118 @@ pub fn install(cfg: &LoaderConfig, ctx: &mut HaltContext) -> Result<(), Halt> {
     ext.probe()?;
     ctx.set_extender(move |d| ext.extend(d).map_err(|e| format!("{e} ({})", e.code())));
     Ok(())
+}
+
+// ---- /dev/tdx_guest ioctls -------------------------------------------------
+
+/// The kernel uapi layouts (`include/uapi/linux/tdx-guest.h`).
+mod uapi {
+    /// `struct tdx_report_req`.
+    #[repr(C)]
+    pub struct ReportReq {
+        pub reportdata: [u8; 64],
+        pub tdreport: [u8; crate::qgs::TDREPORT_LEN],
+    }
+    const _: () = assert!(core::mem::size_of::<ReportReq>() == 1088);
+
+    /// `struct tdx_extend_rtmr_req` (pre-6.16 trees).
+    #[repr(C)]
+    pub struct ExtendRtmrReq {
+        pub data: [u8; 48],
+        pub index: u8,
+    }
+    const _: () = assert!(core::mem::size_of::<ExtendRtmrReq>() == 49);
+
+    /// The macros generate `unsafe fn`s, called only from [`super::get_report0`]
+    /// and [`super::extend_rtmr_ioctl`].
+    #[allow(unsafe_code)]
+    pub mod ioctl {
+        use super::{ExtendRtmrReq, ReportReq};
+        nix::ioctl_readwrite!(get_report0, b'T', 1, ReportReq);
+        nix::ioctl_read!(extend_rtmr_r, b'T', 3, ExtendRtmrReq);
+        nix::ioctl_write_ptr!(extend_rtmr_w, b'T', 3, ExtendRtmrReq);
+    }
+}
+
+fn open_device(path: &Path) -> Result<std::fs::File, TdxError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|source| TdxError::Device {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// `TDX_CMD_EXTEND_RTMR` on `device`: `_IOR` first, `_IOW` (the "v3"
+/// driver's number) when the first is not known (`ENOTTY`).
+pub fn extend_rtmr_ioctl(device: &Path, index: u8, digest: &Sha384Value) -> Result<(), TdxError> {
+    use std::os::fd::AsRawFd;
+    let f = open_device(device)?;
+    let mut req = uapi::ExtendRtmrReq {
+        data: *digest,
+        index,
+    };
+    let fd = f.as_raw_fd();
+    // SAFETY: `fd` is an open descriptor owned by `f`, alive for both calls;
+    // `req` is a live, exclusively borrowed `ExtendRtmrReq` of exactly the
+    // size both request numbers encode (49 bytes); the driver reads (and for
+    // `_IOR` may write) only within it.
+    #[allow(unsafe_code)]
+    let r = unsafe {
+        match uapi::ioctl::extend_rtmr_r(fd, &mut req) {
+            Err(nix::errno::Errno::ENOTTY) => uapi::ioctl::extend_rtmr_w(fd, &req),
+            other => other,
+        }
+    };
+    r.map(drop).map_err(|errno| TdxError::Ioctl {
+        op: "TDX_CMD_EXTEND_RTMR",
+        path: device.to_path_buf(),
+        errno,
+    })
+}
+
+/// The TDREPORT binding `report_data`, through `TDX_CMD_GET_REPORT0` on
+/// `device` (for quoting by the host's QGS, see [`crate::qgs`]).
+pub fn get_report0(
+    device: &Path,
+    report_data: &[u8; 64],
+) -> Result<[u8; crate::qgs::TDREPORT_LEN], TdxError> {
+    use std::os::fd::AsRawFd;
+    let f = open_device(device)?;
+    let mut req = uapi::ReportReq {
+        reportdata: *report_data,
+        tdreport: [0; crate::qgs::TDREPORT_LEN],
+    };
+    // SAFETY: `f` owns the descriptor for the call; `req` is a live,
+    // exclusively borrowed `ReportReq` of the 1088 bytes the request number
+    // encodes; the driver reads `reportdata` and writes `tdreport` only.
+    #[allow(unsafe_code)]
+    let r = unsafe { uapi::ioctl::get_report0(f.as_raw_fd(), &mut req) };
+    r.map_err(|errno| TdxError::Ioctl {
+        op: "TDX_CMD_GET_REPORT0",
+        path: device.to_path_buf(),
+        errno,
+    })?;
+    Ok(req.tdreport)
+}
+
+/// Kernels without configfs-tsm: the TDREPORT from `device`, quoted by the
+/// QGS at `qgs`; the quote must bind `report_data`.
+pub fn quote_via_qgs(
+    device: &Path,
+    qgs: &crate::qgs::QgsAddress,
+    report_data: &[u8; 64],
+    timeout: std::time::Duration,
+) -> Result<Vec<u8>, Halt> {
+    let report = get_report0(device, report_data)?;
+    crate::qgs::quote_report(qgs, &report, report_data, timeout).map_err(|e| {
+        Halt::new(
+            HaltCode::EvidenceCollectFailed,
+            format!("quote from the QGS at {qgs}: {e} ({})", e.code()),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -210,6 +378,33 @@ output_dir = "/nonexistent/out"
             ));
         }
         LoaderConfig::from_toml(&t).unwrap()
+    }
+
+    #[test]
+    fn ioctls_on_a_non_device_fail_with_their_codes() {
+        // A regular file does not know the TDX ioctls: ENOTTY, never success.
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("tdx_guest");
+        std::fs::write(&f, b"").unwrap();
+        let e = Rtmr3Extender::ioctl(&f);
+        assert!(e.uses_ioctl());
+        let err = e.extend(&[1; 48]).unwrap_err();
+        assert_eq!(err.code(), "TDX_RTMR_IOCTL");
+        assert!(err.to_string().contains("ENOTTY"), "{err}");
+        let err = get_report0(&f, &[0; 64]).unwrap_err();
+        assert_eq!(err.code(), "TDX_GET_REPORT0");
+        let h = quote_via_qgs(
+            &f,
+            &crate::qgs::QgsAddress::default(),
+            &[0; 64],
+            std::time::Duration::from_secs(1),
+        )
+        .unwrap_err();
+        assert_eq!(h.code, HaltCode::EvidenceCollectFailed);
+        assert!(h.detail.contains("TDX_GET_REPORT0"), "{}", h.detail);
+        // A missing device is an I/O error.
+        let err = get_report0(&d.path().join("absent"), &[0; 64]).unwrap_err();
+        assert_eq!(err.code(), "TDX_DEVICE_IO");
     }
 
     #[test]
