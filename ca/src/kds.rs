@@ -207,6 +207,15 @@ impl KdsClient {
 
     /// GET `base/rel`, the body bounded by [`MAX_RESPONSE`].
     pub fn get(&self, rel: &str) -> Result<Vec<u8>, KdsError> {
+        self.get_with_headers(rel).map(|(body, _)| body)
+    }
+
+    /// GET `base/rel`: the body, bounded by [`MAX_RESPONSE`], and the
+    /// response headers (the PCS/PCCS put issuer chains there).
+    pub fn get_with_headers(
+        &self,
+        rel: &str,
+    ) -> Result<(Vec<u8>, reqwest::header::HeaderMap), KdsError> {
         let url = format!("{}/{}", self.base, rel.trim_start_matches('/'));
         let http_err = |e: reqwest::Error| {
             if e.is_timeout() {
@@ -225,6 +234,7 @@ impl KdsClient {
                 status: resp.status().as_u16(),
             });
         }
+        let headers = resp.headers().clone();
         let mut body = Vec::new();
         let read = resp.take(MAX_RESPONSE + 1).read_to_end(&mut body);
         if let Err(e) = read {
@@ -245,7 +255,7 @@ impl KdsClient {
         if body.len() as u64 > MAX_RESPONSE {
             return Err(KdsError::TooLarge { url });
         }
-        Ok(body)
+        Ok((body, headers))
     }
 
     /// Fetch the VCEK for `req`, verify it at `now_unix`, and write it to

@@ -18,6 +18,7 @@ pub mod kds;
 pub mod log;
 pub mod nonce;
 pub mod orders;
+pub mod pccs;
 pub mod report;
 pub mod server;
 pub mod store;

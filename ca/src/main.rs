@@ -104,6 +104,51 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         cache_dir: PathBuf,
     },
+    /// Fetch Intel DCAP collateral for one platform (FMSPC) from a PCCS or
+    /// Intel's PCS, verify it, and install it for `serve --collateral-dir`.
+    ///
+    /// Fetches the TCB info, QE identity, PCK CRL and root CA CRL with their
+    /// issuer chains (PCS API v4), checks every chain to the shipped Intel SGX
+    /// Root CA, both signatures, both CRLs and every validity window now,
+    /// and that the TCB info is for the TEE and FMSPC asked for; only then
+    /// installs `<out>/<tee>-<fmspc>/` (replacing an older copy by rename).
+    /// A lying or stale server can make the fetch fail, never plant a file.
+    ///
+    /// Examples:
+    ///   tl-ca fetch-collateral --quote quote.bin --out pcs/
+    ///   tl-ca fetch-collateral --pccs-url https://pccs.internal:8081 \
+    ///       --pccs-ca-root pccs-tls.pem --fmspc b0c06f000000 --out pcs/
+    FetchCollateral {
+        /// PCCS or PCS base URL (https only).
+        #[arg(long, default_value = tl_ca::pccs::DEFAULT_PCS_URL)]
+        pccs_url: String,
+        /// Trust only these TLS roots (PEM) for the PCCS connection; required
+        /// for a URL other than Intel's PCS, which uses Mozilla's roots.
+        #[arg(long, value_name = "PEM")]
+        pccs_ca_root: Option<PathBuf>,
+        /// Bound on each request, in seconds.
+        #[arg(long, default_value_t = 30)]
+        timeout_secs: u64,
+        /// Take the FMSPC and the PCK CA from this TDX quote (its signatures
+        /// and PCK chain are checked against the Intel root first).
+        #[arg(long, value_name = "FILE", conflicts_with = "fmspc")]
+        quote: Option<PathBuf>,
+        /// FMSPC in hex (6 bytes), instead of --quote.
+        #[arg(long, value_name = "HEX")]
+        fmspc: Option<String>,
+        /// tdx or sgx (with --fmspc; a quote names its own).
+        #[arg(long, default_value = "tdx")]
+        tee: String,
+        /// The PCK CA whose CRL to fetch: platform or processor (with --fmspc).
+        #[arg(long, default_value = "platform")]
+        ca: String,
+        /// The collateral directory (`serve --collateral-dir`).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Print one JSON object instead of the path.
+        #[arg(long)]
+        json: bool,
+    },
     /// Fetch AMD's CRL for a product from KDS, verify it against the
     /// shipped ARK, and write `<product>.crl` into a directory.
     FetchAmdCrl {
@@ -386,6 +431,109 @@ fn main() -> Result<()> {
                 .fetch_vcek(&req, &cache_dir, SystemClock.now_unix())
                 .map_err(kds_err)?;
             println!("{}", path.display());
+            Ok(())
+        }
+        Cmd::FetchCollateral {
+            pccs_url,
+            pccs_ca_root,
+            timeout_secs,
+            quote,
+            fmspc,
+            tee,
+            ca,
+            out,
+            json,
+        } => {
+            use tl_ca::pccs::{CollateralRequest, PckCa};
+            use tl_evidence::dcap::DcapTee;
+            let now = SystemClock.now_unix();
+            let req = match (&quote, &fmspc) {
+                (Some(q), _) => {
+                    let bytes =
+                        std::fs::read(q).with_context(|| format!("reading {}", q.display()))?;
+                    let anchors = tl_evidence::verify::TrustAnchors::intel(
+                        tl_evidence::INTEL_SGX_ROOT_CA_DER.to_vec(),
+                    );
+                    let vq =
+                        tl_evidence::tdx::verify::verify_quote_signatures(&bytes, &anchors, now)
+                            .map_err(|e| anyhow::anyhow!("{}: {e} ({})", q.display(), e.code()))?;
+                    let pck = vq
+                        .pck
+                        .context("the quote's PCK certificate has no SGX extension")?;
+                    // The PCK CA's subject CN names it: "Intel SGX PCK Processor CA"
+                    // or "Intel SGX PCK Platform CA".
+                    let processor = vq
+                        .pck_chain_der
+                        .get(1)
+                        .is_some_and(|d| d.windows(12).any(|w| w == b"Processor CA"));
+                    CollateralRequest {
+                        tee: DcapTee::Tdx,
+                        fmspc: pck.fmspc,
+                        ca: if processor {
+                            PckCa::Processor
+                        } else {
+                            PckCa::Platform
+                        },
+                    }
+                }
+                (None, Some(f)) => {
+                    let raw = hex::decode(f.trim()).context("--fmspc: not hex")?;
+                    let fmspc: [u8; 6] = raw
+                        .try_into()
+                        .map_err(|_| anyhow::anyhow!("--fmspc: 6 bytes expected"))?;
+                    CollateralRequest {
+                        tee: match tee.as_str() {
+                            "tdx" => DcapTee::Tdx,
+                            "sgx" => DcapTee::Sgx,
+                            other => bail!("--tee {other:?}: tdx or sgx"),
+                        },
+                        fmspc,
+                        ca: match ca.as_str() {
+                            "platform" => PckCa::Platform,
+                            "processor" => PckCa::Processor,
+                            other => bail!("--ca {other:?}: platform or processor"),
+                        },
+                    }
+                }
+                (None, None) => bail!("give --quote FILE or --fmspc HEX"),
+            };
+            if !out.is_dir() {
+                bail!("--out {}: not a directory", out.display());
+            }
+            let kds = KdsArgs {
+                kds_url: pccs_url.clone(),
+                kds_ca_root: pccs_ca_root,
+                timeout_secs,
+            };
+            let client = if kds.kds_ca_root.is_none()
+                && pccs_url.trim_end_matches('/') == tl_ca::pccs::DEFAULT_PCS_URL
+            {
+                tl_ca::kds::KdsClient::new(
+                    &pccs_url,
+                    None,
+                    std::time::Duration::from_secs(timeout_secs.max(1)),
+                )
+                .map_err(kds_err)?
+            } else if kds.kds_ca_root.is_none() {
+                bail!("--pccs-ca-root is required with a --pccs-url other than Intel's PCS")
+            } else {
+                kds.client()?
+            };
+            let dir = tl_ca::pccs::fetch_collateral(&client, &req, &out, now)
+                .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "dir": dir,
+                        "tee": format!("{:?}", req.tee).to_lowercase(),
+                        "fmspc": hex::encode(req.fmspc),
+                        "pck_ca": req.ca.as_str(),
+                    })
+                );
+            } else {
+                println!("{}", dir.display());
+            }
             Ok(())
         }
         Cmd::FetchAmdCrl { kds, product, out } => {

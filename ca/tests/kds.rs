@@ -2,9 +2,10 @@
 //! and AMD CRL checking in the CA's verifier.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod mock_https;
+
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tl_ca::kds::{KdsClient, VcekRequest};
@@ -16,6 +17,8 @@ use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle, BUNDLE_V
 use tl_evidence::sim::{SimSnpMeasurements, SimTee};
 use tl_evidence::snp::Product;
 use tl_evidence::verify::TrustAnchors;
+
+use mock_https::MockHttps as MockKds;
 
 const DATA: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -32,80 +35,14 @@ fn read(rel: &str) -> Vec<u8> {
 const T_2025: u64 = 1_748_736_000;
 
 /// A mock KDS: HTTPS on 127.0.0.1 with a fresh test CA, serving fixed
-/// bodies by path and query. Returns the base URL and the CA root (DER).
-struct MockKds {
-    url: String,
-    root_der: Vec<u8>,
-    root_pem: String,
-    _rt: tokio::runtime::Runtime,
-}
-
+/// bodies by path and query.
 fn mock_kds(routes: HashMap<String, Vec<u8>>) -> MockKds {
-    let ca_kp = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_kp).unwrap();
-    let kp = rcgen::KeyPair::generate().unwrap();
-    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-    let leaf = params.signed_by(&kp, &ca, &ca_kp).unwrap();
-
-    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![leaf.der().clone()],
-        rustls::pki_types::PrivateKeyDer::Pkcs8(kp.serialize_der().into()),
+    mock_https::serve(
+        routes
+            .into_iter()
+            .map(|(k, body)| (k, mock_https::Route::body(body)))
+            .collect(),
     )
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-    let routes = Arc::new(routes);
-    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
-        let routes = routes.clone();
-        async move {
-            let key = uri
-                .path_and_query()
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_default();
-            match routes.get(&key) {
-                Some(b) => (axum::http::StatusCode::OK, b.clone()),
-                None => (axum::http::StatusCode::NOT_FOUND, Vec::new()),
-            }
-        }
-    });
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    rt.spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let acceptor = acceptor.clone();
-            let app = app.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let svc = hyper_util::service::TowerToHyperService::new(app);
-                let _ = hyper_util::server::conn::auto::Builder::new(
-                    hyper_util::rt::TokioExecutor::new(),
-                )
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                .await;
-            });
-        }
-    });
-    MockKds {
-        url: format!("https://{addr}"),
-        root_der: ca.der().to_vec(),
-        root_pem: ca.pem(),
-        _rt: rt,
-    }
 }
 
 fn milan_request() -> (Vec<u8>, VcekRequest) {

@@ -118,6 +118,14 @@ pub fn appraise(
     evaluate(input, col)
 }
 
+/// Check collateral on its own, as a fetch does before keeping it: every
+/// chain to `intel_root_der`, both CRLs signed by their issuers, the TCB info
+/// and QE identity signatures, and every validity window at `now_unix`.
+pub fn verify_collateral(col: &TdxCollateral, intel_root_der: &[u8], now_unix: u64) -> Result<()> {
+    let root = P256Cert::parse(intel_root_der, EvidenceError::BadTrustAnchor("Intel root"))?;
+    check_collateral(col, &root, intel_root_der, now_unix)
+}
+
 /// Steps 1 and 2: collateral signatures (once per root) and time windows.
 fn check_collateral(col: &TdxCollateral, root: &P256Cert, root_der: &[u8], now: u64) -> Result<()> {
     let chains = [
