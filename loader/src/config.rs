@@ -66,6 +66,10 @@ pub struct LoaderConfig {
     /// For `tee = "sim"` extends go there only when it is set.
     #[serde(default)]
     pub tdx_measurements_dir: Option<PathBuf>,
+    /// TDX: the firmware's CC event log, replayed against the quote's
+    /// RTMR0-2 (default: /sys/firmware/acpi/tables/data/CCEL when present).
+    #[serde(default)]
+    pub tdx_ccel: Option<PathBuf>,
     /// TDX on kernels without configfs-tsm (`tsm_root` absent): the guest
     /// device whose `TDX_CMD_GET_REPORT0` gives the TDREPORT (default
     /// /dev/tdx_guest) ...
@@ -345,6 +349,7 @@ impl LoaderConfig {
                 .map(|p| ("tdx_measurements_dir", p)),
         )
         .chain(c.tdx_guest_device.as_ref().map(|p| ("tdx_guest_device", p)))
+        .chain(c.tdx_ccel.as_ref().map(|p| ("tdx_ccel", p)))
         {
             if !p.is_absolute() {
                 return Err(bad(format!("{name} must be an absolute path")));

@@ -287,7 +287,7 @@ pub fn run(
         };
         (cpu, what)
     } else {
-        let tsm = TsmClient::new(cfg.tsm_root.clone(), provider);
+        let tsm = TsmClient::new(cfg.tsm_root.clone(), provider.clone());
         lap("gpu_and_binding", &mut stages);
         let report = tsm.get_report(&report_data).map_err(Halt::from)?;
         lap("quote", &mut stages);
@@ -303,6 +303,9 @@ pub fn run(
         };
         (cpu, what)
     };
+    if provider == TsmProvider::Tdx {
+        check_ccel(cfg, &cpu.quote, ctx, progress)?;
+    }
     let bundle = EvidenceBundle {
         version: BUNDLE_VERSION,
         cpu,
@@ -1066,6 +1069,38 @@ fn record_firmware_log(
     });
     extend(ctx, &ev)?;
     Ok(Some(bytes))
+}
+
+/// TDX: replay the firmware's CCEL against the quote's RTMR0-2 and record
+/// its digest in the event log. `tdx_ccel` names the file (it must then
+/// exist); by default the ACPI table data is used when the kernel exposes it.
+fn check_ccel(
+    cfg: &LoaderConfig,
+    quote: &[u8],
+    ctx: &mut HaltContext,
+    progress: Progress,
+) -> Result<(), Halt> {
+    let path = match &cfg.tdx_ccel {
+        Some(p) => p.clone(),
+        None if Path::new(crate::tdx::CCEL_DATA).exists() => PathBuf::from(crate::tdx::CCEL_DATA),
+        None => {
+            progress(
+                "firmware",
+                "no CCEL table exposed by the kernel; RTMR0-2 not replayed",
+            );
+            return Ok(());
+        }
+    };
+    let bytes = fs::read(&path)
+        .map_err(|e| io_halt(HaltCode::EvidenceCollectFailed, "reading", &path, e))?;
+    let detail = crate::tdx::check_ccel(&bytes, quote)?;
+    progress("firmware", &format!("{} ({})", detail, path.display()));
+    let ev = ctx.event_log.record(Event::FirmwareEventLog {
+        path: path.display().to_string(),
+        size: bytes.len() as u64,
+        sha256: hex::encode(tl_ca::sha256(&bytes)),
+    });
+    extend(ctx, &ev)
 }
 
 /// Open the configured TPM (`[tpm]`); `None` without one. A configured TPM
