@@ -428,6 +428,19 @@ output_dir = "/run/outputs"
     }
 
     #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("../../docs/loader-config.md");
+        let example = doc
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|r| r.split("```").next())
+            .unwrap();
+        let c = LoaderConfig::from_toml(example).unwrap();
+        assert_eq!((c.tee, c.key_mode), (TeeChoice::Tdx, KeyMode::TpmSealed));
+        assert_eq!(c.tpm.unwrap().pcrs, (0..=7).collect::<Vec<_>>());
+    }
+
+    #[test]
     fn tpm_section() {
         let sim = format!(
             "{}\nallow_simulation = true\n",
