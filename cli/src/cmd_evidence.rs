@@ -736,6 +736,17 @@ fn print_human(r: &Report) {
                 println!("MRSERVICETD: {s}");
             }
         }
+        if let Some(t) = &c.tpm {
+            for (bank, pcrs) in &t.pcrs {
+                for (i, v) in pcrs {
+                    println!("PCR {bank}:{i:<2}  {v}");
+                }
+            }
+            match &t.event_log_sha256 {
+                Some(d) => println!("event log:   replayed to the quoted PCRs (sha256 {d})"),
+                None => println!("event log:   none checked"),
+            }
+        }
     }
     if let Some(s) = &r.snp {
         let b = &s.policy_bits;
@@ -880,7 +891,19 @@ fn read_chain(p: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
 fn read_cert(p: &Path) -> anyhow::Result<Vec<u8>> {
     let b = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
     if b.starts_with(b"-----BEGIN") {
-        bail!("{}: expected a DER certificate, found PEM", p.display());
+        // PEM: exactly one certificate.
+        let text =
+            std::str::from_utf8(&b).map_err(|_| anyhow!("{}: PEM is not UTF-8", p.display()))?;
+        let mut certs =
+            tl_ca::certs::pem_to_certs(text).map_err(|e| anyhow!("{}: {e}", p.display()))?;
+        if certs.len() != 1 {
+            bail!(
+                "{}: expected one certificate, found {}",
+                p.display(),
+                certs.len()
+            );
+        }
+        return Ok(certs.remove(0));
     }
     Ok(b)
 }

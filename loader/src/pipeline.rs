@@ -60,6 +60,9 @@ pub mod publish {
     pub const ENCRYPTION_KEY: &str = "encryption.pub";
     /// The claims the CA certified (JSON).
     pub const CLAIMS: &str = "claims.json";
+    /// The evidence bundle the CA verified (JSON; its SHA-256 is the
+    /// certificate's evidence digest), for `tl evidence verify`.
+    pub const EVIDENCE: &str = "evidence.json";
 }
 
 /// What a successful run did.
@@ -367,11 +370,12 @@ pub fn run(
         ),
     );
     lap("enroll", &mut stages);
-    publish_identity(cfg, &enrolled.chain_pem, &keys, &enrolled.claims)?;
+    publish_identity(cfg, &enrolled.chain_pem, &keys, &enrolled.claims, &bundle)?;
     relay_publish(
         cfg,
         relay.as_ref(),
         &[
+            publish::EVIDENCE,
             publish::CLAIMS,
             publish::ENCRYPTION_KEY,
             publish::CERTIFICATE,
@@ -901,6 +905,7 @@ fn publish_identity(
     chain_pem: &str,
     keys: &LoaderKeys,
     claims: &tl_ca::CertClaims,
+    bundle: &EvidenceBundle,
 ) -> Result<(), Halt> {
     let dir = &cfg.publish_dir;
     fs::create_dir_all(dir).map_err(|e| io_halt(HaltCode::EnrollRejected, "creating", dir, e))?;
@@ -911,6 +916,7 @@ fn publish_identity(
             .and_then(|_| fs::rename(&tmp, &p))
             .map_err(|e| io_halt(HaltCode::EnrollRejected, "publishing", &p, e))
     };
+    write(publish::EVIDENCE, &bundle.to_json())?;
     write(
         publish::CLAIMS,
         &serde_json::to_vec_pretty(claims)

@@ -177,4 +177,20 @@ fn tpm_sealed_key_and_composite_evidence() {
         order.contains(&format!("\"8\" = \"{pcr8}\"")),
         "the order pins PCR 8:\n{order}"
     );
+    // A reviewer re-verifies the published evidence bundle: TDX quote and
+    // the vTPM quote beside it, with the quoted PCR.
+    let out = std::process::Command::new(common::bin("tl"))
+        .args(["evidence", "verify"])
+        .arg(tmp.path().join("cvm/publish/evidence.json"))
+        .arg("--simulated-root")
+        .arg(tmp.path().join("ca/sim-root.pem"))
+        .output()
+        .expect("tl evidence verify");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(&format!("PCR sha256:8   {pcr8}")), "{text}");
 }
