@@ -113,13 +113,23 @@ impl WorkDir {
             wiped: false,
         };
         if mount_tmpfs && nix::unistd::geteuid().is_root() {
-            mount(
-                Some("tmpfs"),
-                &root,
-                Some("tmpfs"),
-                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-                Some(format!("size={size_mb}m,mode=0700").as_str()),
-            )
+            // Transparent huge pages for files as large as they allow: a
+            // multi-GiB component is written (decrypted) into this tmpfs, and
+            // 2 MiB pages make that write several times cheaper than 4 KiB
+            // ones. Kernels without shmem THP refuse the option (EINVAL):
+            // then the plain mount.
+            let opts = |huge: bool| {
+                format!(
+                    "size={size_mb}m,mode=0700{}",
+                    if huge { ",huge=within_size" } else { "" }
+                )
+            };
+            let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+            let m = |o: &str| mount(Some("tmpfs"), &root, Some("tmpfs"), flags, Some(o));
+            match m(&opts(true)) {
+                Err(nix::errno::Errno::EINVAL) => m(&opts(false)),
+                other => other,
+            }
             .map_err(|source| WorkDirError::Mount {
                 path: root.clone(),
                 source,
@@ -355,6 +365,15 @@ mod tests {
         let mut wd = WorkDir::create_sized(base.path(), true, 16).unwrap();
         assert!(wd.is_tmpfs());
         assert!(mounted(wd.root()));
+        // With shmem THP in the kernel, the work area uses huge pages.
+        if Path::new("/sys/kernel/mm/transparent_hugepage/shmem_enabled").exists() {
+            let mi = fs::read_to_string("/proc/self/mountinfo").unwrap();
+            let line = mi
+                .lines()
+                .find(|l| l.split(' ').nth(4) == wd.root().to_str())
+                .unwrap();
+            assert!(line.contains("huge=within_size"), "{line}");
+        }
         let mode = fs::metadata(wd.root()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
         fs::write(wd.components().join("x"), b"plaintext").unwrap();

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p tl-seal --example open_bench -- --size 1G --dir /dev/shm [--reps 3]
+//! cargo run --release -p tl-seal --example open_bench -- --size 1G --work-tmpfs   (root)
 //! ```
 //!
 //! Each measurement runs in its own process (this binary re-executed with
@@ -164,15 +165,36 @@ fn main() {
     let mut size = 1u64 << 30;
     let mut dir = PathBuf::from("/dev/shm");
     let mut reps = 3usize;
+    let mut work_tmpfs = false;
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--size" => size = parse_size(it.next().unwrap()),
             "--dir" => dir = PathBuf::from(it.next().unwrap()),
             "--reps" => reps = it.next().unwrap().parse().unwrap(),
+            "--work-tmpfs" => work_tmpfs = true,
             other => panic!("unknown argument {other}"),
         }
     }
+    // --work-tmpfs: a private tmpfs mounted as the loader mounts its work
+    // area (huge=within_size), instead of --dir. Needs root.
+    let mounted = if work_tmpfs {
+        let d = std::env::temp_dir().join(format!("tl-bench-tmpfs-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let mb = (3 * size >> 20) + 256;
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={mb}m,mode=0700,huge=within_size"))
+            .arg("tmpfs")
+            .arg(&d)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mounting the work tmpfs (root needed)");
+        dir = d.clone();
+        Some(d)
+    } else {
+        None
+    };
     let plain = dir.join(format!("tl-bench-{}.plain", std::process::id()));
     let sealed = dir.join(format!("tl-bench-{}.sealed", std::process::id()));
     let out = dir.join(format!("tl-bench-{}.out", std::process::id()));
@@ -238,6 +260,10 @@ fn main() {
     for p in [&plain, &sealed, &out] {
         let _ = std::fs::remove_file(p);
     }
+    if let Some(d) = &mounted {
+        let _ = Command::new("umount").arg(d).status();
+        let _ = std::fs::remove_dir(d);
+    }
 
     let gib = size as f64 / (1u64 << 30) as f64;
     let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
@@ -259,7 +285,11 @@ fn main() {
         "CPU: {model}; {} threads; flags: {flags}; {ossl_version}",
         threads()
     );
-    println!("Input: {gib:.0} GiB pseudo-random plaintext, 1 MiB segments, files in {}; median of {reps}", dir.display());
+    println!(
+        "Input: {gib:.0} GiB pseudo-random plaintext, 1 MiB segments, files in {}{}; median of {reps}",
+        dir.display(),
+        if mounted.is_some() { " (a tmpfs mounted like the loader's work area: huge=within_size)" } else { "" }
+    );
     println!();
     println!("| {gib:.0} GiB | median wall (s) | GiB/s | vs openssl (median) | best wall (s) | vs openssl (best) | peak RSS (MiB) |");
     println!("|---|---|---|---|---|---|---|");
