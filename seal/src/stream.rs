@@ -642,9 +642,26 @@ where
     })
 }
 
-/// Plaintext bytes per batch: a whole number of segments and of tree leaves.
-fn batch_plaintext(seg: SegmentSize) -> usize {
-    seg.usize().max(TREE_LEAF_SIZE)
+/// Plaintext bytes a batch aims for: writes of 4 MiB cover whole 2 MiB
+/// pages of a huge-page tmpfs (a partial write makes the kernel zero the
+/// rest of a fresh page first), and stay well inside the buffer budget.
+const BATCH_TARGET: usize = 4 << 20;
+
+/// Plaintext bytes per batch: a whole number of segments and of tree leaves
+/// (segment sizes and the leaf size are powers of two), at least
+/// [`BATCH_TARGET`], and no larger than the plaintext needs (a small
+/// component gets small buffers).
+fn batch_plaintext(seg: SegmentSize, plaintext_len: u64) -> usize {
+    let seg = seg.usize();
+    let unit = seg.max(TREE_LEAF_SIZE);
+    let want = BATCH_TARGET.max(unit);
+    // Round the plaintext length up to a whole unit; at least one unit.
+    let needed = usize::try_from(plaintext_len)
+        .unwrap_or(usize::MAX)
+        .div_ceil(unit)
+        .max(1)
+        .saturating_mul(unit);
+    want.min(needed)
 }
 
 /// Encrypt exactly `plaintext_len` bytes from `r` into a sealed component on
@@ -675,7 +692,7 @@ pub fn seal_stream<R: Read, W: Write>(
     w.write_all(&hbytes).map_err(SealError::Write)?;
 
     let seg = segment_size.usize();
-    let batch_pt = batch_plaintext(segment_size);
+    let batch_pt = batch_plaintext(segment_size, plaintext_len);
     let mut scratch = vec![0u8; seg];
     let mut next_seg: u64 = 0;
     let mut consumed: u64 = 0;
@@ -783,7 +800,7 @@ pub fn open_stream<R: Read, W: Write + Send>(
     let n_segs = header.segment_count();
     let len = header.plaintext_len;
     let seg = header.segment_size.usize();
-    let batch_pt = batch_plaintext(header.segment_size);
+    let batch_pt = batch_plaintext(header.segment_size, len);
     let mut next_seg: u64 = 0;
 
     let produce = |buf: &mut [u8]| -> Result<Option<usize>, SealError> {
