@@ -472,16 +472,6 @@ impl Drop for Batch {
     }
 }
 
-/// A consumer hung up: report the writer's error if it has one.
-fn stopped(
-    writer: &mut Option<std::thread::ScopedJoinHandle<'_, Result<(), SealError>>>,
-) -> SealError {
-    match writer.take().map(|h| h.join()) {
-        Some(Ok(Err(e))) => e,
-        _ => SealError::Internal("pipeline thread stopped"),
-    }
-}
-
 /// Run `produce` on the calling thread while digest threads hash each batch
 /// it produces. `produce` fills the buffer (of `batch_cap` bytes) with the
 /// next batch of plaintext and returns its length, or `None` at the end.
@@ -499,6 +489,7 @@ where
 {
     let tree_workers = if set.tree_sha256 { threads.max(1) } else { 0 };
     let consumers = tree_workers + usize::from(set.flat()) + usize::from(sink.is_some());
+    let mut sink = sink;
     let n_bufs = (consumers + 3)
         .min(MAX_BUFFER_BYTES / batch_cap.max(1))
         .max(2);
@@ -544,20 +535,10 @@ where
             }
         }
         drop(res_tx);
-        let mut write_tx = None;
-        let mut write_handle = None;
-        if let Some(w) = sink {
-            let (tx, rx) = mpsc::sync_channel::<Arc<Batch>>(n_bufs);
-            write_tx = Some(tx);
-            write_handle = Some(s.spawn(move || -> Result<(), SealError> {
-                for b in rx {
-                    w.write_all(b.buf.get(..b.len).unwrap_or_default())
-                        .map_err(SealError::Write)?;
-                    drop(b);
-                }
-                w.flush().map_err(SealError::Write)
-            }));
-        }
+        // The sink is written on this thread, right after the batch is handed
+        // to the hashers: on two cores that keeps hashing on one core and
+        // read + decrypt + write on the other, instead of three threads
+        // time-sliced over two cores.
         let mut allocated = 0usize;
         let mut total: u64 = 0;
         let mut leaves = 0usize;
@@ -585,25 +566,18 @@ where
             leaves += len.div_ceil(TREE_LEAF_SIZE);
             // The producer keeps no reference: the last consumer to finish
             // with a batch returns its buffer to the pool.
-            let targets: Vec<&mpsc::SyncSender<Arc<Batch>>> = [&write_tx, &tree_tx, &flat_tx]
-                .into_iter()
-                .flatten()
-                .collect();
-            match targets.split_last() {
-                Some((last, rest)) => {
-                    for t in rest {
-                        t.send(Arc::clone(&batch))
-                            .map_err(|_| stopped(&mut write_handle))?;
-                    }
-                    last.send(batch).map_err(|_| stopped(&mut write_handle))?;
-                }
-                None => drop(batch),
+            for t in [&tree_tx, &flat_tx].into_iter().flatten() {
+                t.send(Arc::clone(&batch))
+                    .map_err(|_| SealError::Internal("pipeline thread stopped"))?;
             }
+            if let Some(w) = sink.as_mut() {
+                w.write_all(batch.buf.get(..batch.len).unwrap_or_default())
+                    .map_err(SealError::Write)?;
+            }
+            drop(batch);
         }
-        drop(write_tx);
-        if let Some(h) = write_handle {
-            h.join()
-                .map_err(|_| SealError::Internal("writer thread panicked"))??;
+        if let Some(w) = sink.as_mut() {
+            w.flush().map_err(SealError::Write)?;
         }
         drop(flat_tx);
         drop(tree_tx);
