@@ -6,11 +6,13 @@
 //! 1. The PCI inventory ([`pci_inventory`]) lists every function with class
 //!    `0x03xxxx` (display: VGA, 3D controller, ...) and vendor `0x10de`, from
 //!    sysfs, whether or not a driver is bound: a GPU the driver did not take
-//!    still shows, so it cannot hide from the count. Other NVIDIA functions
-//!    (NVSwitch `0x0680`, HD audio `0x0403`) are not GPUs: NVML does not
-//!    enumerate them and they produce no SPDM report through it, so they are
-//!    not counted (NVSwitch attestation for multi-GPU protected PCIe mode is
-//!    not implemented).
+//!    still shows, so it cannot hide from the count. NVIDIA HD audio
+//!    functions (`0x0403`) are not GPUs and are not counted.
+//!    NVSwitches (NVIDIA, class `0x0680`) carry GPU-to-GPU traffic in
+//!    multi-GPU protected PCIe mode; their evidence comes through NVIDIA's
+//!    NSCQ library, which this loader does not implement yet, so a CVM with
+//!    an NVSwitch on its bus halts with `GPU_NVSWITCH_UNATTESTED` (fail
+//!    closed) instead of running with unattested switches.
 //! 2. No GPU in the inventory: no GPU evidence, NVML is not even loaded (a
 //!    CPU-only CVM). Whether the order accepts that is the order's
 //!    `[platform.gpu]` section's decision (absent section: no GPU allowed).
@@ -127,6 +129,9 @@ pub enum GpuError {
     /// The GPUs could not be set ready after appraisal.
     #[error("setting GPUs ready: {detail}")]
     Ready { detail: String },
+    /// NVSwitches are present; their attestation is not implemented.
+    #[error("{} NVIDIA NVSwitch(es) on the PCI bus ({}); NVSwitch attestation is not supported, so the loader does not run with them", .0.len(), .0.join(", "))]
+    NvSwitchUnattested(Vec<String>),
 }
 
 impl GpuError {
@@ -142,6 +147,7 @@ impl GpuError {
             GpuError::Report { .. } => "GPU_REPORT_UNAVAILABLE",
             GpuError::Certificate { .. } => "GPU_CERTIFICATE_UNAVAILABLE",
             GpuError::Ready { .. } => "GPU_READY_FAILED",
+            GpuError::NvSwitchUnattested(_) => "GPU_NVSWITCH_UNATTESTED",
         }
     }
 }
@@ -223,16 +229,35 @@ fn parse_hex_attr(text: &str) -> Option<u32> {
     u32::from_str_radix(t, 16).ok()
 }
 
+/// PCI base class and subclass of "other bridge" devices, which NVSwitches are.
+pub const PCI_CLASS_BRIDGE_OTHER: u32 = 0x0680;
+
 /// Every NVIDIA display-class PCI function under `sysfs_pci_devices`
 /// (`/sys/bus/pci/devices`), sorted by address. An entry that cannot be read
 /// or parsed is an error, not a skip: the inventory must be complete.
 pub fn pci_inventory(sysfs_pci_devices: &Path) -> Result<Vec<PciGpu>, GpuError> {
+    pci_scan(sysfs_pci_devices).map(|s| s.gpus)
+}
+
+/// What the PCI scan found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PciScan {
+    /// NVIDIA display-class functions, sorted by address.
+    pub gpus: Vec<PciGpu>,
+    /// NVIDIA NVSwitches (class `0x0680xx`), sorted by address.
+    pub nvswitches: Vec<PciAddress>,
+}
+
+/// Scan `sysfs_pci_devices` for NVIDIA GPUs and NVSwitches (see
+/// [`pci_inventory`]).
+pub fn pci_scan(sysfs_pci_devices: &Path) -> Result<PciScan, GpuError> {
     let err = |detail: String| GpuError::Inventory {
         path: sysfs_pci_devices.display().to_string(),
         detail,
     };
     let dir = fs::read_dir(sysfs_pci_devices).map_err(|e| err(e.to_string()))?;
     let mut out = Vec::new();
+    let mut switches = Vec::new();
     for (n, entry) in dir.enumerate() {
         if n >= MAX_PCI_FUNCTIONS {
             return Err(err("too many PCI functions".into()));
@@ -251,6 +276,10 @@ pub fn pci_inventory(sysfs_pci_devices: &Path) -> Result<Vec<PciGpu>, GpuError> 
         };
         let vendor = attr("vendor")?;
         let class = attr("class")?;
+        if vendor == u32::from(NVIDIA_VENDOR_ID) && class >> 8 == PCI_CLASS_BRIDGE_OTHER {
+            switches.push(address);
+            continue;
+        }
         if vendor != u32::from(NVIDIA_VENDOR_ID) || class >> 16 != u32::from(PCI_CLASS_DISPLAY) {
             continue;
         }
@@ -270,7 +299,11 @@ pub fn pci_inventory(sysfs_pci_devices: &Path) -> Result<Vec<PciGpu>, GpuError> 
         });
     }
     out.sort_by_key(|g| g.address);
-    Ok(out)
+    switches.sort();
+    Ok(PciScan {
+        gpus: out,
+        nvswitches: switches,
+    })
 }
 
 /// The system's confidential-computing state as NVML reports it
@@ -406,7 +439,13 @@ pub struct GpuCollection {
 /// Inventory the GPUs and collect one attestation report per GPU for the
 /// CA's nonce `cpu_nonce` (see the module documentation for the rules).
 pub fn collect(cfg: &GpuConfig, cpu_nonce: &[u8]) -> Result<GpuCollection, GpuError> {
-    let inventory = pci_inventory(&cfg.pci_devices_root)?;
+    let scan = pci_scan(&cfg.pci_devices_root)?;
+    if !scan.nvswitches.is_empty() {
+        return Err(GpuError::NvSwitchUnattested(
+            scan.nvswitches.iter().map(|a| a.to_string()).collect(),
+        ));
+    }
+    let inventory = scan.gpus;
     if inventory.is_empty() {
         return Ok(GpuCollection::default());
     }

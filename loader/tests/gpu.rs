@@ -67,17 +67,9 @@ fn tree(tmp: &Path, n: usize) -> PathBuf {
             Some("nvidia"),
         );
     }
-    // Not GPUs: a VGA device of another vendor, an NVSwitch (bridge class
-    // 0x0680) and an NVIDIA HD audio function.
+    // Not GPUs: a VGA device of another vendor and an NVIDIA HD audio
+    // function (NVSwitches: see `an_nvswitch_halts_before_nvml`).
     pci(&root, "0000:00:02.0", "0x030000", "0x1234", "0x1111", None);
-    pci(
-        &root,
-        "0000:05:00.0",
-        "0x068000",
-        "0x10de",
-        "0x22a3",
-        Some("nvidia-nvswitch"),
-    );
     pci(
         &root,
         "0000:3b:00.1",
@@ -112,6 +104,45 @@ fn inventory_counts_nvidia_display_functions_only() {
     assert_eq!(inv[0].driver.as_deref(), Some("nvidia"));
     assert_eq!(inv[2].driver, None);
     assert_eq!(inv[2].device, 0x2335);
+}
+
+#[test]
+fn an_nvswitch_halts_before_nvml() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tree(tmp.path(), 2);
+    // An NVSwitch (NVIDIA, bridge class 0x0680) carries GPU-to-GPU traffic;
+    // without its attestation the loader does not run.
+    pci(
+        &root,
+        "0000:05:00.0",
+        "0x068000",
+        "0x10de",
+        "0x22a3",
+        Some("nvidia-nvswitch"),
+    );
+    let scan = tl_loader::gpu::pci_scan(&root).unwrap();
+    assert_eq!(scan.gpus.len(), 2);
+    assert_eq!(
+        scan.nvswitches
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>(),
+        ["0000:05:00.0"]
+    );
+    // Refused before NVML is even looked for (the library path does not exist).
+    let e = collect(&cfg(root, Some(tmp.path().join("no-libnvml.so"))), b"nonce").unwrap_err();
+    assert_eq!(e.code(), "GPU_NVSWITCH_UNATTESTED");
+    assert!(e.to_string().contains("0000:05:00.0"), "{e}");
+    let h = tl_loader::halt::Halt::from(e);
+    assert_eq!(h.code(), "GPU_UNATTESTED");
+    // A switch of another vendor is not an NVSwitch.
+    let tmp2 = tempfile::tempdir().unwrap();
+    let root2 = tree(tmp2.path(), 0);
+    pci(&root2, "0000:06:00.0", "0x068000", "0x8086", "0x1234", None);
+    assert!(tl_loader::gpu::pci_scan(&root2)
+        .unwrap()
+        .nvswitches
+        .is_empty());
 }
 
 #[test]
