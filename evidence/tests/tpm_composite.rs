@@ -269,6 +269,16 @@ fn tampered_tpm_parts_are_rejected_with_their_codes() {
             .contains(&format!("sha256 PCR{pcr} (events ")),
         "{err}"
     );
+    // A log that extends none of the quoted PCRs (only its Spec ID header)
+    // explains nothing: refused, not accepted as "replayed".
+    let header_len =
+        4 + 4 + 20 + 4 + u32::from_le_bytes(c.log[28..32].try_into().unwrap()) as usize;
+    let err = verify_bundle(&c.bundle(&ak, None, &c.log[..header_len]), &c.opts()).unwrap_err();
+    assert_eq!(err.code(), "TPM_EVENT_LOG_MISMATCH", "{err}");
+    assert!(
+        err.to_string().contains("none of the expected registers"),
+        "{err}"
+    );
     // A log cut short is malformed.
     let code = verify_bundle(&c.bundle(&ak, None, &c.log[..c.log.len() - 3]), &c.opts())
         .unwrap_err()

@@ -1166,10 +1166,7 @@ fn replay_firmware_log(log: &[u8], tpm: &mut crate::tpm::Tpm) -> Result<String, 
         .collect();
     replay
         .compare(&expected, CompareScope::LoggedRegisters)
-        .map_err(|m| {
-            let regs: Vec<String> = m.0.iter().map(|x| format!("PCR{}", x.register)).collect();
-            fail(format!("{}: {m} ({})", m.code(), regs.join(", ")))
-        })?;
+        .map_err(|m| fail(format!("{}: {m} ({})", m.code(), m.describe("PCR"))))?;
     Ok(format!(
         "replayed {} events: matches the TPM's SHA-256 PCRs 0-9 it covers",
         parsed.events.len()

@@ -66,16 +66,10 @@ pub fn check_ccel(ccel: &[u8], quote: &[u8]) -> Result<String, Halt> {
             CompareScope::LoggedRegisters,
         )
         .map_err(|m| {
-            let each: Vec<String> =
-                m.0.iter()
-                    .map(|x| {
-                        let ev: Vec<String> = x.events.iter().map(|e| e.to_string()).collect();
-                        format!("RTMR{} (events {})", x.register, ev.join(","))
-                    })
-                    .collect();
             fail(format!(
-                "CCEL does not replay to the quote's RTMRs (TDX_CCEL_MISMATCH): {}",
-                each.join("; ")
+                "CCEL does not replay to the quote's RTMRs (TDX_CCEL_MISMATCH, {}): {}",
+                m.code(),
+                m.describe("RTMR")
             ))
         })?;
     Ok(format!(

@@ -117,6 +117,55 @@ fn sb_cert_log_matches_except_ima_pcr() {
 }
 
 #[test]
+fn a_log_that_covers_none_of_the_expected_registers_is_not_a_match() {
+    let log = EventLog::parse(&read("go-attestation/sb_cert_eventlog")).expect("parse");
+    let want = expected("go-attestation/sb_cert_eventlog.expected.json");
+    let r = log.replay();
+    // Only PCR10 (IMA), which the firmware log never extends.
+    let only_ima: Registers = want
+        .iter()
+        .map(|(alg, regs)| {
+            (
+                *alg,
+                regs.iter()
+                    .filter(|(i, _)| **i == 10)
+                    .map(|(i, v)| (*i, v.clone()))
+                    .collect(),
+            )
+        })
+        .collect();
+    let e = r
+        .compare(&only_ima, CompareScope::LoggedRegisters)
+        .expect_err("nothing covered, nothing matched");
+    assert!(e.0.is_empty());
+    assert_eq!(e.code(), "EVENTLOG_COVERS_NOTHING");
+    assert_eq!(
+        e.describe("PCR"),
+        "the event log extends none of the expected registers"
+    );
+    // Nothing expected at all is not a match either.
+    assert!(r
+        .compare(&Registers::new(), CompareScope::LoggedRegisters)
+        .is_err());
+    // A real mismatch names algorithm, register and events.
+    let mut bad = want.clone();
+    for regs in bad.values_mut() {
+        if let Some(v) = regs.get_mut(&7) {
+            v[0] ^= 1;
+        }
+    }
+    let e = r
+        .compare(&bad, CompareScope::LoggedRegisters)
+        .expect_err("PCR7");
+    assert_eq!(e.code(), "EVENTLOG_REPLAY_MISMATCH");
+    assert!(
+        e.describe("PCR").contains("PCR7 (events "),
+        "{}",
+        e.describe("PCR")
+    );
+}
+
+#[test]
 fn option_rom_log_matches_all_eight_pcrs() {
     let log = EventLog::parse(&read("go-attestation/option_rom_eventlog")).expect("parse");
     let want = expected("go-attestation/option_rom_eventlog.expected.json");

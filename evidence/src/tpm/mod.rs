@@ -355,17 +355,7 @@ pub fn verify_composite(
             .collect();
         log.replay()
             .compare(&quoted, CompareScope::LoggedRegisters)
-            .map_err(|m| {
-                let each: Vec<String> = m
-                    .0
-                    .iter()
-                    .map(|x| {
-                        let events: Vec<String> = x.events.iter().map(|e| e.to_string()).collect();
-                        format!("{} PCR{} (events {})", x.alg, x.register, events.join(","))
-                    })
-                    .collect();
-                EvidenceError::TpmEventLogMismatch(each.join("; "))
-            })?;
+            .map_err(|m| EvidenceError::TpmEventLogMismatch(m.describe("PCR")))?;
         claims.event_log_sha256 = Some(hex::encode(sha2::Sha256::digest(&t.event_log)));
     }
     Ok(CompositeTpm {

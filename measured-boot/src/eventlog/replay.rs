@@ -51,15 +51,50 @@ pub struct Mismatch {
     pub events: Vec<usize>,
 }
 
-/// Every mismatching register of a comparison.
+/// Every mismatching register of a comparison. Empty only for
+/// [`CompareScope::LoggedRegisters`] when the log extends none of the
+/// expected registers: a comparison that checked nothing is not a match.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("event log replay does not match {} expected register(s)", .0.len())]
+#[error("{}", self.summary())]
 pub struct ReplayMismatch(pub Vec<Mismatch>);
 
 impl ReplayMismatch {
     /// The stable reason code.
     pub fn code(&self) -> &'static str {
-        "EVENTLOG_REPLAY_MISMATCH"
+        if self.0.is_empty() {
+            "EVENTLOG_COVERS_NOTHING"
+        } else {
+            "EVENTLOG_REPLAY_MISMATCH"
+        }
+    }
+
+    fn summary(&self) -> String {
+        if self.0.is_empty() {
+            "the event log extends none of the expected registers".to_owned()
+        } else {
+            format!(
+                "event log replay does not match {} expected register(s)",
+                self.0.len()
+            )
+        }
+    }
+
+    /// Every mismatch as `"<alg> <name><register> (events i,j,...)"`, joined
+    /// by `"; "` (`name` is how the caller calls its registers: `PCR`,
+    /// `RTMR`); the summary when nothing was covered.
+    pub fn describe(&self, name: &str) -> String {
+        if self.0.is_empty() {
+            return self.summary();
+        }
+        let each: Vec<String> = self
+            .0
+            .iter()
+            .map(|m| {
+                let ev: Vec<String> = m.events.iter().map(|e| e.to_string()).collect();
+                format!("{} {name}{} (events {})", m.alg, m.register, ev.join(","))
+            })
+            .collect();
+        each.join("; ")
     }
 }
 
@@ -205,13 +240,17 @@ impl Replay {
 
     /// Compare with `expected` (for example the PCRs of a verified quote)
     /// and report every mismatching register with the events behind it.
+    /// With [`CompareScope::LoggedRegisters`], a log that extends none of
+    /// the expected registers is an error (an empty [`ReplayMismatch`]).
     pub fn compare(&self, expected: &Registers, scope: CompareScope) -> Result<(), ReplayMismatch> {
         let mut out = Vec::new();
+        let mut covered_any = false;
         for (alg, regs) in expected {
             for (reg, want) in regs {
                 let covered = self.registers.contains_key(alg)
                     && (self.sources.contains_key(reg)
                         || (*reg == 0 && self.startup_locality.is_some()));
+                covered_any |= covered;
                 if scope == CompareScope::LoggedRegisters && !covered {
                     continue;
                 }
@@ -226,6 +265,9 @@ impl Replay {
                     });
                 }
             }
+        }
+        if scope == CompareScope::LoggedRegisters && !covered_any {
+            return Err(ReplayMismatch(Vec::new()));
         }
         if out.is_empty() {
             Ok(())
