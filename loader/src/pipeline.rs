@@ -121,7 +121,9 @@ pub fn run(
     // and the quote beside the CPU evidence all go through this one handle.
     let mut tpm = open_tpm(cfg, progress)?;
     let firmware_log = record_firmware_log(cfg, ctx, progress, tpm.as_mut())?;
-    let tee_line = if provider == TsmProvider::Tdx && !cfg.tsm_root.exists() {
+    // TDX on a kernel without configfs-tsm: the TDREPORT, quoted by the QGS.
+    let tdx_via_qgs = provider == TsmProvider::Tdx && !cfg.tsm_root.exists();
+    let tee_line = if tdx_via_qgs {
         format!(
             "tdx without configfs-tsm (no {}): TDREPORT quoted by the host's QGS",
             cfg.tsm_root.display()
@@ -231,21 +233,21 @@ pub fn run(
             let ev = t.quote_evidence(&ak, &report_data, &sec.quote_selection());
             let _ = t.flush(ak.handle);
             let ev = ev.map_err(|e| e.halt(HaltCode::EvidenceCollectFailed, "TPM quote"))?;
+            let with_log = if firmware_log.is_some() {
+                ", with the firmware event log"
+            } else {
+                ""
+            };
             progress(
                 "tpm",
                 &format!(
-                    "quoted SHA-256 PCRs {:?} over the report data{}",
-                    sec.pcrs,
-                    if firmware_log.is_some() {
-                        ", with the firmware event log"
-                    } else {
-                        ""
-                    }
+                    "quoted SHA-256 PCRs {:?} over the report data{with_log}",
+                    sec.pcrs
                 ),
             );
             Some(tl_evidence::bundle::TpmEvidence {
                 quote: ev.to_json(),
-                event_log: firmware_log.clone().unwrap_or_default(),
+                event_log: firmware_log.unwrap_or_default(),
             })
         }
         _ => None,
@@ -263,8 +265,7 @@ pub fn run(
             ev.table_note.map(|n| format!(" ({n})")).unwrap_or_default()
         );
         (ev.cpu, what)
-    } else if provider == TsmProvider::Tdx && !cfg.tsm_root.exists() {
-        // No configfs-tsm: the TDREPORT, quoted by the host's QGS.
+    } else if tdx_via_qgs {
         let qgs = cfg.qgs_address()?;
         let device = cfg
             .tdx_guest_device
@@ -1068,13 +1069,24 @@ fn record_firmware_log(
     if let Some(d) = detail {
         progress("firmware", &d);
     }
+    record_log_event(ctx, path, &bytes, sha256)?;
+    Ok(Some(bytes))
+}
+
+/// Record a firmware log (TCG or CCEL) read from `path` in the event log,
+/// extended like every event.
+fn record_log_event(
+    ctx: &mut HaltContext,
+    path: &Path,
+    bytes: &[u8],
+    sha256: String,
+) -> Result<(), Halt> {
     let ev = ctx.event_log.record(Event::FirmwareEventLog {
         path: path.display().to_string(),
         size: bytes.len() as u64,
         sha256,
     });
-    extend(ctx, &ev)?;
-    Ok(Some(bytes))
+    extend(ctx, &ev)
 }
 
 /// TDX: replay the firmware's CCEL against the quote's RTMR0-2 and record
@@ -1101,12 +1113,7 @@ fn check_ccel(
         .map_err(|e| io_halt(HaltCode::EvidenceCollectFailed, "reading", &path, e))?;
     let detail = crate::tdx::check_ccel(&bytes, quote)?;
     progress("firmware", &format!("{} ({})", detail, path.display()));
-    let ev = ctx.event_log.record(Event::FirmwareEventLog {
-        path: path.display().to_string(),
-        size: bytes.len() as u64,
-        sha256: hex::encode(tl_ca::sha256(&bytes)),
-    });
-    extend(ctx, &ev)
+    record_log_event(ctx, &path, &bytes, hex::encode(tl_ca::sha256(&bytes)))
 }
 
 /// Open the configured TPM (`[tpm]`); `None` without one. A configured TPM

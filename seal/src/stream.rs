@@ -485,7 +485,7 @@ fn pipeline<F, S>(
 ) -> Result<(u64, Digests), SealError>
 where
     F: FnMut(&mut [u8]) -> Result<Option<usize>, SealError>,
-    S: Write + Send + ?Sized,
+    S: Write + ?Sized,
 {
     let tree_workers = if set.tree_sha256 { threads.max(1) } else { 0 };
     let consumers = tree_workers + usize::from(set.flat()) + usize::from(sink.is_some());
@@ -763,7 +763,7 @@ pub fn read_header<R: Read>(r: &mut R) -> Result<(SealedHeader, [u8; HEADER_LEN]
 /// **On error, discard everything written to `w`**: authenticated plaintext
 /// of earlier segments may have been written before the error (for example a
 /// truncation is only seen at the end). See the module documentation.
-pub fn open_stream<R: Read, W: Write + Send>(
+pub fn open_stream<R: Read, W: Write>(
     key: &ContentKey,
     r: &mut R,
     w: &mut W,
