@@ -179,27 +179,46 @@ struct KdsArgs {
 
 impl KdsArgs {
     fn client(&self) -> Result<tl_ca::kds::KdsClient> {
-        let roots = match &self.kds_ca_root {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading {}", p.display()))?;
-                Some(tl_ca::certs::pem_to_certs(&text)?)
-            }
-            None if self.kds_url.trim_end_matches('/') != tl_ca::kds::DEFAULT_KDS_URL => {
-                bail!("--kds-ca-root is required with a --kds-url other than the default")
-            }
-            None => None,
-        };
-        if self.timeout_secs == 0 {
-            bail!("--timeout-secs must be positive");
-        }
-        tl_ca::kds::KdsClient::new(
+        https_client(
             &self.kds_url,
-            roots.as_deref(),
-            std::time::Duration::from_secs(self.timeout_secs),
+            self.kds_ca_root.as_deref(),
+            tl_ca::kds::DEFAULT_KDS_URL,
+            "--kds",
+            self.timeout_secs,
         )
-        .map_err(kds_err)
     }
+}
+
+/// The HTTPS client of the fetch commands: `url` with the TLS roots in the
+/// PEM file `ca_root`, or Mozilla's roots for `default_url` only (`flag`
+/// names the options in errors: `--kds`, `--pccs`).
+fn https_client(
+    url: &str,
+    ca_root: Option<&Path>,
+    default_url: &str,
+    flag: &str,
+    timeout_secs: u64,
+) -> Result<tl_ca::kds::KdsClient> {
+    let roots = match ca_root {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            Some(tl_ca::certs::pem_to_certs(&text)?)
+        }
+        None if url.trim_end_matches('/') != default_url => {
+            bail!("{flag}-ca-root is required with a {flag}-url other than the default")
+        }
+        None => None,
+    };
+    if timeout_secs == 0 {
+        bail!("--timeout-secs must be positive");
+    }
+    tl_ca::kds::KdsClient::new(
+        url,
+        roots.as_deref(),
+        std::time::Duration::from_secs(timeout_secs),
+    )
+    .map_err(kds_err)
 }
 
 /// A boxed verifier, for stacking optional wrappers.
@@ -500,25 +519,13 @@ fn main() -> Result<()> {
             if !out.is_dir() {
                 bail!("--out {}: not a directory", out.display());
             }
-            let kds = KdsArgs {
-                kds_url: pccs_url.clone(),
-                kds_ca_root: pccs_ca_root,
+            let client = https_client(
+                &pccs_url,
+                pccs_ca_root.as_deref(),
+                tl_ca::pccs::DEFAULT_PCS_URL,
+                "--pccs",
                 timeout_secs,
-            };
-            let client = if kds.kds_ca_root.is_none()
-                && pccs_url.trim_end_matches('/') == tl_ca::pccs::DEFAULT_PCS_URL
-            {
-                tl_ca::kds::KdsClient::new(
-                    &pccs_url,
-                    None,
-                    std::time::Duration::from_secs(timeout_secs.max(1)),
-                )
-                .map_err(kds_err)?
-            } else if kds.kds_ca_root.is_none() {
-                bail!("--pccs-ca-root is required with a --pccs-url other than Intel's PCS")
-            } else {
-                kds.client()?
-            };
+            )?;
             let dir = tl_ca::pccs::fetch_collateral(&client, &req, &out, now)
                 .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;
             if json {
