@@ -316,7 +316,7 @@ fn run_in(a: &Args, dir: &Path) -> Result<Outcome> {
                     "tpm",
                     &format!(
                         "swtpm (TPM 2.0) on {}; boot chain measured into PCR {} = {}...",
-                        t.address,
+                        t.socket.display(),
                         tpm::PCR,
                         &hex::encode(t.pcr)[..16]
                     ),

@@ -1,10 +1,10 @@
 //! `tl demo --tpm`: the CVM's vTPM is a real TPM 2.0 (Debian's swtpm over
-//! TCP on 127.0.0.1). The demo plays the boot chain (one measurement into
+//! a Unix socket). The demo plays the boot chain (one measurement into
 //! PCR 8), provisions the TPM-sealed key (a fresh seed sealed to PCR 8, the
 //! library code behind `trusted-loader tpm-seal`), and the loader then
 //! quotes the vTPM beside the TDX quote and unseals its key.
 
-use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,8 +20,8 @@ pub const PCR: u32 = 8;
 /// A running swtpm and what was provisioned on it.
 pub struct DemoTpm {
     child: Child,
-    /// `127.0.0.1:port` of its command channel.
-    pub address: String,
+    /// Its command socket.
+    pub socket: PathBuf,
     /// The sealed seed (`tpm.sealed_seed` in the loader's configuration).
     pub sealed_seed: PathBuf,
     /// PCR 8 (SHA-256) as sealed and as the order pins it.
@@ -37,51 +37,50 @@ impl Drop for DemoTpm {
     }
 }
 
-fn free_port_pair() -> Result<u16> {
-    for _ in 0..50 {
-        let l = TcpListener::bind("127.0.0.1:0")?;
-        let p = l.local_addr()?.port();
-        if p < u16::MAX && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-            return Ok(p);
-        }
+/// swtpm on a Unix socket in `state` (no loopback ports to race for).
+fn start_swtpm(state: &Path) -> Result<(Child, PathBuf)> {
+    let socket = state.join("tpm.sock");
+    // A Unix socket path holds at most 107 bytes (sun_path).
+    if socket.as_os_str().len() > 100 {
+        bail!(
+            "the demo directory is too deep for swtpm's Unix socket ({} bytes; at most 100): use a shorter --dir",
+            socket.as_os_str().len()
+        );
     }
-    bail!("no free pair of loopback ports for swtpm")
-}
-
-fn start_swtpm(state: &Path) -> Result<(Child, u16)> {
-    for _ in 0..5 {
-        let port = free_port_pair()?;
-        let mut child = Command::new("swtpm")
-            .args(["socket", "--tpm2"])
-            .arg("--server")
-            .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
-            .arg("--ctrl")
-            .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
-            .args(["--flags", "not-need-init,startup-clear"])
-            .arg("--tpmstate")
-            .arg(format!("dir={}", state.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => anyhow!(
-                    "swtpm is not installed: run scripts/tpm-deps (Debian's swtpm, swtpm-tools)"
-                ),
-                _ => anyhow!("starting swtpm: {e}"),
-            })?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if child.try_wait()?.is_some() {
-                break; // lost the port race
-            }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok((child, port));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    let mut child = Command::new("swtpm")
+        .args(["socket", "--tpm2"])
+        .arg("--server")
+        .arg(format!("type=unixio,path={}", socket.display()))
+        .arg("--ctrl")
+        .arg(format!(
+            "type=unixio,path={}",
+            state.join("ctrl.sock").display()
+        ))
+        .args(["--flags", "not-need-init,startup-clear"])
+        .arg("--tpmstate")
+        .arg(format!("dir={}", state.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => anyhow!(
+                "swtpm is not installed: run scripts/tpm-deps (Debian's swtpm, swtpm-tools)"
+            ),
+            _ => anyhow!("starting swtpm: {e}"),
+        })?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait()? {
+            bail!("swtpm exited: {status}");
         }
-        let _ = child.kill();
-        let _ = child.wait();
+        if UnixStream::connect(&socket).is_ok() {
+            // That probe connection is closed; swtpm serves the next one.
+            return Ok((child, socket));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     bail!("swtpm did not start")
 }
 
@@ -114,11 +113,10 @@ impl DemoTpm {
     pub fn provision(dir: &Path) -> Result<Self> {
         let state = dir.join("swtpm");
         std::fs::create_dir_all(&state)?;
-        let (child, port) = start_swtpm(&state)?;
-        let address = format!("127.0.0.1:{port}");
+        let (child, socket) = start_swtpm(&state)?;
         let mut this = DemoTpm {
             child,
-            address: address.clone(),
+            socket,
             sealed_seed: dir.join("tpm-sealed-seed"),
             pcr: [0; 32],
             public_key: String::new(),
@@ -134,8 +132,8 @@ impl DemoTpm {
     }
 
     fn client(&self) -> Result<Tpm> {
-        Tpm::open(&TpmTransportConfig::Tcp {
-            address: self.address.clone(),
+        Tpm::open(&TpmTransportConfig::Unix {
+            path: self.socket.clone(),
         })
         .map_err(|e| anyhow!("{}: {e}", e.code()))
     }
@@ -150,8 +148,8 @@ impl DemoTpm {
     /// The loader configuration's `[tpm]` section.
     pub fn loader_section(&self) -> String {
         format!(
-            "\n[tpm]\ntcp = \"{}\"\npcrs = [{PCR}]\nsealed_seed = \"{}\"\n",
-            self.address,
+            "\n[tpm]\nunix = \"{}\"\npcrs = [{PCR}]\nsealed_seed = \"{}\"\n",
+            self.socket.display(),
             self.sealed_seed.display()
         )
     }

@@ -162,6 +162,11 @@ pub struct TpmSection {
     /// for tests, so only with `allow_simulation = true`.
     #[serde(default)]
     pub tcp: Option<String>,
+    /// Unix socket of a TPM speaking raw TPM 2.0 commands (swtpm's
+    /// `--server type=unixio`); a TPM the host emulates, so only with
+    /// `allow_simulation = true`.
+    #[serde(default)]
+    pub unix: Option<PathBuf>,
     /// Quote the SHA-256 `pcrs` beside the CPU evidence (default true).
     #[serde(default = "default_true")]
     pub quote: bool,
@@ -179,12 +184,15 @@ pub struct TpmSection {
 impl TpmSection {
     /// Where TPM commands go.
     pub fn transport(&self) -> crate::tpm::TpmTransportConfig {
-        match (&self.tcp, &self.device) {
-            (Some(address), _) => crate::tpm::TpmTransportConfig::Tcp {
+        match (&self.tcp, &self.unix, &self.device) {
+            (Some(address), _, _) => crate::tpm::TpmTransportConfig::Tcp {
                 address: address.clone(),
             },
-            (None, Some(path)) => crate::tpm::TpmTransportConfig::Device { path: path.clone() },
-            (None, None) => crate::tpm::TpmTransportConfig::default(),
+            (None, Some(path), _) => crate::tpm::TpmTransportConfig::Unix { path: path.clone() },
+            (None, None, Some(path)) => {
+                crate::tpm::TpmTransportConfig::Device { path: path.clone() }
+            }
+            (None, None, None) => crate::tpm::TpmTransportConfig::default(),
         }
     }
 
@@ -198,13 +206,18 @@ impl TpmSection {
 
     fn check(&self, allow_simulation: bool, key_mode: KeyMode) -> Result<(), Halt> {
         let bad = |d: &str| Err(Halt::new(HaltCode::ConfigInvalid, d.to_owned()));
-        if self.tcp.is_some() && self.device.is_some() {
-            return bad("tpm: give device or tcp, not both");
+        let given = [
+            self.tcp.is_some(),
+            self.unix.is_some(),
+            self.device.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() > 1 {
+            return bad("tpm: give one of device, unix or tcp");
         }
-        if self.tcp.is_some() && !allow_simulation {
+        if (self.tcp.is_some() || self.unix.is_some()) && !allow_simulation {
             return Err(Halt::new(
                 HaltCode::SimulationNotEnabled,
-                "tpm.tcp (a TPM over TCP, for tests) requires allow_simulation = true",
+                "tpm.tcp / tpm.unix (a software TPM on a socket, for tests) requires allow_simulation = true",
             ));
         }
         let mut seen = [false; 24];
@@ -217,9 +230,13 @@ impl TpmSection {
         if self.quote && self.pcrs.is_empty() {
             return bad("tpm.pcrs is empty: nothing to quote");
         }
-        let paths = self.device.iter().chain(&self.sealed_seed);
+        let paths = self
+            .device
+            .iter()
+            .chain(&self.unix)
+            .chain(&self.sealed_seed);
         if paths.into_iter().any(|p| !p.is_absolute()) {
-            return bad("tpm.device and tpm.sealed_seed must be absolute paths");
+            return bad("tpm.device, tpm.unix and tpm.sealed_seed must be absolute paths");
         }
         if key_mode == KeyMode::TpmSealed && self.sealed_seed.is_none() {
             return bad("key_mode = \"tpm-sealed\" requires tpm.sealed_seed");
@@ -461,6 +478,16 @@ output_dir = "/run/outputs"
                 address: "127.0.0.1:2321".into()
             }
         );
+        let c = LoaderConfig::from_toml(&format!(
+            "{sim}[tpm]\nunix = \"/run/swtpm.sock\"\nsealed_seed = \"/var/lib/tl/seed\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.tpm.unwrap().transport(),
+            crate::tpm::TpmTransportConfig::Unix {
+                path: "/run/swtpm.sock".into()
+            }
+        );
         let plain = LoaderConfig::from_toml(&format!("{GOOD}[tpm]\n")).unwrap();
         assert_eq!(
             plain.tpm.unwrap().transport(),
@@ -475,6 +502,10 @@ output_dir = "/run/outputs"
             code(&format!("{GOOD}[tpm]\ntcp = \"127.0.0.1:1\"\n")),
             "SIMULATION_NOT_ENABLED"
         );
+        assert_eq!(
+            code(&format!("{GOOD}[tpm]\nunix = \"/run/swtpm.sock\"\n")),
+            "SIMULATION_NOT_ENABLED"
+        );
         for bad in [
             "pcrs = [24]",
             "pcrs = [1, 1]",
@@ -482,6 +513,8 @@ output_dir = "/run/outputs"
             "device = \"tpmrm0\"",
             "sealed_seed = \"seed\"",
             "device = \"/dev/tpmrm0\"\ntcp = \"127.0.0.1:1\"",
+            "unix = \"/run/s\"\ntcp = \"127.0.0.1:1\"",
+            "unix = \"swtpm.sock\"",
             "other = 1",
         ] {
             assert_eq!(

@@ -1,9 +1,9 @@
 //! The loader's TPM client against a real TPM 2.0 (swtpm). Each test starts
-//! its own swtpm on free ports with its own state directory. swtpm missing is
+//! its own swtpm on Unix sockets in its own state directory. swtpm missing is
 //! a failure, not a skip: run scripts/tpm-deps.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use tl_loader::tpm::{derive_encryption_key, Hierarchy, SealedSeed, Tpm, TpmTrans
 
 struct Swtpm {
     child: Child,
-    port: u16,
+    socket: PathBuf,
     _state: tempfile::TempDir,
 }
 
@@ -25,69 +25,61 @@ impl Drop for Swtpm {
     }
 }
 
-fn free_port_pair() -> u16 {
-    loop {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let p = l.local_addr().unwrap().port();
-        if p < u16::MAX && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-            return p;
-        }
-    }
-}
-
 impl Swtpm {
+    /// swtpm on Unix sockets in its own state directory (no ports to race
+    /// for between tests running in parallel).
     fn start() -> Swtpm {
-        for _ in 0..5 {
-            let state = tempfile::tempdir().unwrap();
-            let port = free_port_pair();
-            let child = Command::new("swtpm")
-                .args(["socket", "--tpm2"])
-                .args([
-                    "--server",
-                    &format!("type=tcp,port={port},bindaddr=127.0.0.1"),
-                ])
-                .args([
-                    "--ctrl",
-                    &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1),
-                ])
-                .args(["--flags", "not-need-init,startup-clear"])
-                .args(["--tpmstate", &format!("dir={}", state.path().display())])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn();
-            let mut child = match child {
-                Ok(c) => c,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-                    "swtpm is not installed: run scripts/tpm-deps (installs Debian's swtpm and swtpm-tools)"
-                ),
-                Err(e) => panic!("starting swtpm: {e}"),
-            };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if child.try_wait().unwrap().is_some() {
-                    break; // lost the port race: try other ports
-                }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    // That probe connection is closed; swtpm serves the next one.
-                    return Swtpm {
-                        child,
-                        port,
-                        _state: state,
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(20));
+        let state = tempfile::tempdir().unwrap();
+        let socket = state.path().join("tpm.sock");
+        let mut child = match Command::new("swtpm")
+            .args(["socket", "--tpm2"])
+            .arg("--server")
+            .arg(format!("type=unixio,path={}", socket.display()))
+            .arg("--ctrl")
+            .arg(format!("type=unixio,path={}", state.path().join("ctrl.sock").display()))
+            .args(["--flags", "not-need-init,startup-clear"])
+            .args(["--tpmstate", &format!("dir={}", state.path().display())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+                "swtpm is not installed: run scripts/tpm-deps (installs Debian's swtpm and swtpm-tools)"
+            ),
+            Err(e) => panic!("starting swtpm: {e}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("swtpm exited: {status}");
             }
-            let _ = child.kill();
-            let _ = child.wait();
+            if socket.exists() {
+                return Swtpm {
+                    child,
+                    socket,
+                    _state: state,
+                };
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
-        panic!("swtpm did not start");
+        let _ = child.kill();
+        panic!("swtpm did not create its socket within 10 s");
     }
 
+    /// A connection (the socket file appears when swtpm binds it; it
+    /// listens a moment later).
     fn client(&self) -> Tpm {
-        Tpm::open(&TpmTransportConfig::Tcp {
-            address: format!("127.0.0.1:{}", self.port),
-        })
-        .unwrap()
+        let cfg = TpmTransportConfig::Unix {
+            path: self.socket.clone(),
+        };
+        for _ in 0..100 {
+            if let Ok(t) = Tpm::open(&cfg) {
+                return t;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Tpm::open(&cfg).unwrap()
     }
 }
 

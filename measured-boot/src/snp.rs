@@ -315,7 +315,7 @@ impl Gctx {
 
 fn check_ovmf_size(ovmf: &[u8]) -> Result<u64, SnpError> {
     let len = ovmf.len();
-    if len == 0 || len % PAGE != 0 || len as u64 > FOUR_GIB {
+    if len == 0 || !len.is_multiple_of(PAGE) || len as u64 > FOUR_GIB {
         return Err(SnpError::OvmfSize(len));
     }
     Ok(FOUR_GIB - len as u64)

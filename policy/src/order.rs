@@ -300,7 +300,7 @@ pub struct HexDigest(String);
 impl HexDigest {
     /// Parse an even number (40 to 128) of hex digits; stored lowercase.
     pub fn parse(s: &str) -> Result<Self, OrderError> {
-        if s.len() < 40 || s.len() > 128 || s.len() % 2 != 0 {
+        if s.len() < 40 || s.len() > 128 || !s.len().is_multiple_of(2) {
             return Err(OrderError::BadHex(format!(
                 "{s:?}: digest must be 40 to 128 hex digits"
             )));

@@ -1,8 +1,10 @@
 //! The loader's TPM 2.0 client.
 //!
-//! A small command marshaller ([`wire`], pure) over a [`Transport`]
-//! (`/dev/tpmrm0` in the guest, swtpm's TCP socket in tests). It implements
-//! exactly what the loader needs:
+//! Commands and responses are `tpm2-protocol`'s typed structures (the TPM
+//! 2.0 wire format is that crate's; [`wire`] adapts it to the evidence
+//! crate's types and classifies response codes), sent over a [`Transport`]
+//! (`/dev/tpmrm0` in the guest, swtpm's TCP socket in tests). The client
+//! implements exactly what the loader needs:
 //!
 //! * [`Tpm::allocated_banks`], [`Tpm::pcr_read`], [`Tpm::pcr_extend`];
 //! * an attestation key ([`Tpm::create_ak`]: ECC P-256, restricted, signing,
@@ -35,8 +37,31 @@ use tl_evidence::tpm::{PcrSelection, PcrValues, TpmQuoteEvidence};
 use tl_seal::grant::RecipientSecretKey;
 use zeroize::Zeroizing;
 
+use tpm2_protocol::{
+    basic::{TpmBuffer, TpmHandle, TpmUint16, TpmUint32},
+    data::{
+        Tpm2bAuth, Tpm2bData, Tpm2bDigest, Tpm2bEncryptedSecret, Tpm2bNonce, Tpm2bPrivate,
+        Tpm2bPublic, Tpm2bSensitiveCreate, Tpm2bSensitiveData, TpmAlgId, TpmCap, TpmCc,
+        TpmEccCurve, TpmSe, TpmaObject, TpmlDigestValues, TpmlPcrSelection, TpmsAuthCommand,
+        TpmsEccParms, TpmsEccPoint, TpmsKeyedhashParms, TpmsSchemeHash, TpmsSensitiveCreate,
+        TpmtEccScheme, TpmtHa, TpmtKdfScheme, TpmtKeyedhashScheme, TpmtPublic, TpmtSigScheme,
+        TpmtSymDef, TpmuAsymScheme, TpmuCapabilities, TpmuHa, TpmuPublicId, TpmuPublicParms,
+        TpmuSymKeyBits, TpmuSymMode,
+    },
+    frame::{
+        TpmCreateCommand, TpmCreatePrimaryCommand, TpmCreatePrimaryResponse, TpmCreateResponse,
+        TpmFlushContextCommand, TpmFlushContextResponse, TpmFrame, TpmGetCapabilityCommand,
+        TpmGetCapabilityResponse, TpmLoadCommand, TpmLoadResponse, TpmPcrExtendCommand,
+        TpmPcrExtendResponse, TpmPcrReadCommand, TpmPcrReadResponse, TpmPolicyPcrCommand,
+        TpmPolicyPcrResponse, TpmQuoteCommand, TpmQuoteResponse, TpmResponse,
+        TpmStartAuthSessionCommand, TpmStartAuthSessionResponse, TpmUnmarshalBody,
+        TpmUnsealCommand,
+    },
+    TpmUnmarshal,
+};
+
 use crate::halt::{Halt, HaltCode};
-pub use transport::{TcpTransport, TpmTransportConfig, Transport};
+pub use transport::{TcpTransport, TpmTransportConfig, Transport, UnixTransport};
 use wire::*;
 
 /// A TPM client error. Each variant has a stable reason code.
@@ -65,6 +90,19 @@ pub enum TpmError {
     /// The caller asked for something this client cannot encode.
     #[error("invalid TPM request: {0}")]
     Argument(&'static str),
+    /// A command did not marshal (a value outside what the TPM 2.0 wire
+    /// format can carry).
+    #[error("TPM2_{command} does not encode: {detail}")]
+    Encode {
+        command: &'static str,
+        detail: String,
+    },
+    /// A response (or a stored TPM structure) does not unmarshal.
+    #[error("TPM2_{command} response malformed: {detail}")]
+    Decode {
+        command: &'static str,
+        detail: String,
+    },
 }
 
 impl TpmError {
@@ -77,7 +115,8 @@ impl TpmError {
             TpmError::PolicyFailed { .. } => "TPM_POLICY_FAILED",
             TpmError::PcrUnavailable(_) => "TPM_PCR_UNAVAILABLE",
             TpmError::SealedBlob(_) => "TPM_SEALED_BLOB_MALFORMED",
-            TpmError::Argument(_) => "TPM_ARGUMENT",
+            TpmError::Argument(_) | TpmError::Encode { .. } => "TPM_ARGUMENT",
+            TpmError::Decode { .. } => "TPM_RESPONSE_MALFORMED",
         }
     }
 
@@ -165,60 +204,93 @@ fn digest_len(alg: u16) -> Option<usize> {
     })
 }
 
-/// The template of the attestation key: ECC P-256, restricted signing,
-/// ECDSA with SHA-256, fixed to this TPM, never exported.
-fn ak_template() -> Vec<u8> {
-    let mut w = W::default();
-    w.u16(TPM_ALG_ECC)
-        .u16(TPM_ALG_SHA256)
-        .u32(FIXED_TPM | FIXED_PARENT | SENSITIVE_DATA_ORIGIN | USER_WITH_AUTH | RESTRICTED | SIGN)
-        .u16(0) // authPolicy
-        .u16(TPM_ALG_NULL) // symmetric
-        .u16(TPM_ALG_ECDSA)
-        .u16(TPM_ALG_SHA256)
-        .u16(TPM_ECC_NIST_P256)
-        .u16(TPM_ALG_NULL) // kdf
-        .u16(0) // unique.x
-        .u16(0); // unique.y
-    w.0
+/// ECC parameters with the given symmetric definition and signing scheme,
+/// on NIST P-256, without a KDF.
+fn ecc_parms(symmetric: TpmtSymDef, scheme: TpmtEccScheme) -> TpmuPublicParms {
+    TpmuPublicParms::Ecc(TpmsEccParms {
+        symmetric,
+        scheme,
+        curve_id: TpmEccCurve::NistP256,
+        kdf: TpmtKdfScheme::default(),
+    })
 }
 
-/// The template of the storage primary key the sealed seed lives under.
-fn srk_template() -> Vec<u8> {
-    let mut w = W::default();
-    w.u16(TPM_ALG_ECC)
-        .u16(TPM_ALG_SHA256)
-        .u32(
-            FIXED_TPM
-                | FIXED_PARENT
-                | SENSITIVE_DATA_ORIGIN
-                | USER_WITH_AUTH
-                | NO_DA
-                | RESTRICTED
-                | DECRYPT,
-        )
-        .u16(0)
-        .u16(TPM_ALG_AES)
-        .u16(128)
-        .u16(TPM_ALG_CFB)
-        .u16(TPM_ALG_NULL) // scheme
-        .u16(TPM_ECC_NIST_P256)
-        .u16(TPM_ALG_NULL)
-        .u16(0)
-        .u16(0);
-    w.0
+fn no_symmetric() -> TpmtSymDef {
+    TpmtSymDef {
+        algorithm: TpmAlgId::Null,
+        key_bits: TpmuSymKeyBits::Null,
+        mode: TpmuSymMode::Null,
+    }
+}
+
+/// The template of the attestation key: ECC P-256, restricted signing,
+/// ECDSA with SHA-256, fixed to this TPM, never exported.
+fn ak_template() -> TpmtPublic {
+    TpmtPublic {
+        object_type: TpmAlgId::Ecc,
+        name_alg: TpmAlgId::Sha256,
+        object_attributes: TpmaObject::FIXED_TPM
+            | TpmaObject::FIXED_PARENT
+            | TpmaObject::SENSITIVE_DATA_ORIGIN
+            | TpmaObject::USER_WITH_AUTH
+            | TpmaObject::RESTRICTED
+            | TpmaObject::SIGN_ENCRYPT,
+        auth_policy: Tpm2bDigest::default(),
+        parameters: ecc_parms(
+            no_symmetric(),
+            TpmtEccScheme {
+                scheme: TpmAlgId::Ecdsa,
+                details: TpmuAsymScheme::Hash(TpmsSchemeHash {
+                    hash_alg: TpmAlgId::Sha256,
+                }),
+            },
+        ),
+        unique: TpmuPublicId::Ecc(TpmsEccPoint::default()),
+    }
+}
+
+/// The template of the storage primary key the sealed seed lives under:
+/// ECC P-256, restricted decryption, AES-128-CFB for its children.
+fn srk_template() -> TpmtPublic {
+    TpmtPublic {
+        object_type: TpmAlgId::Ecc,
+        name_alg: TpmAlgId::Sha256,
+        object_attributes: TpmaObject::FIXED_TPM
+            | TpmaObject::FIXED_PARENT
+            | TpmaObject::SENSITIVE_DATA_ORIGIN
+            | TpmaObject::USER_WITH_AUTH
+            | TpmaObject::NO_DA
+            | TpmaObject::RESTRICTED
+            | TpmaObject::DECRYPT,
+        auth_policy: Tpm2bDigest::default(),
+        parameters: ecc_parms(
+            TpmtSymDef {
+                algorithm: TpmAlgId::Aes,
+                key_bits: TpmuSymKeyBits::Aes(TpmUint16::new(128)),
+                mode: TpmuSymMode::Aes(TpmAlgId::Cfb),
+            },
+            TpmtEccScheme::default(),
+        ),
+        unique: TpmuPublicId::Ecc(TpmsEccPoint::default()),
+    }
 }
 
 /// The template of the sealed data object: usable only through `policy`.
-fn sealed_template(policy: &[u8; 32]) -> Result<Vec<u8>> {
-    let mut w = W::default();
-    w.u16(TPM_ALG_KEYEDHASH)
-        .u16(TPM_ALG_SHA256)
-        .u32(FIXED_TPM | FIXED_PARENT | NO_DA | ADMIN_WITH_POLICY)
-        .tpm2b(policy)?
-        .u16(TPM_ALG_NULL) // keyedhash scheme
-        .u16(0); // unique
-    Ok(w.0)
+fn sealed_template(policy: &[u8; 32]) -> Result<TpmtPublic> {
+    Ok(TpmtPublic {
+        object_type: TpmAlgId::KeyedHash,
+        name_alg: TpmAlgId::Sha256,
+        object_attributes: TpmaObject::FIXED_TPM
+            | TpmaObject::FIXED_PARENT
+            | TpmaObject::NO_DA
+            | TpmaObject::ADMIN_WITH_POLICY,
+        auth_policy: Tpm2bDigest::try_from(&policy[..])
+            .map_err(|_| TpmError::Argument("policy digest"))?,
+        parameters: TpmuPublicParms::KeyedHash(TpmsKeyedhashParms {
+            scheme: TpmtKeyedhashScheme::default(),
+        }),
+        unique: TpmuPublicId::KeyedHash(Tpm2bDigest::default()),
+    })
 }
 
 /// The PolicyPCR policy digest (SHA-256 session) for `sel` with `values`:
@@ -235,14 +307,16 @@ pub fn policy_pcr_digest(sel: &[PcrSelection], values: &PcrValues) -> Result<[u8
         }
     }
     let pcr_digest = sha256(&[&concat]);
-    let mut w = W::default();
-    pcr_selection(&mut w, sel)?;
     Ok(sha256(&[
         &[0u8; 32],
-        &TPM_CC_POLICY_PCR.to_be_bytes(),
-        &w.0,
+        &TpmCc::PolicyPcr.value().to_be_bytes(),
+        &tpml_bytes(sel)?,
         &pcr_digest,
     ]))
+}
+
+fn handle(h: u32) -> TpmHandle {
+    TpmHandle::new(h)
 }
 
 impl Tpm {
@@ -265,9 +339,8 @@ impl Tpm {
         let mut tries = 0;
         loop {
             let resp = self.transport.transact(cmd)?;
-            let rc = match resp.get(6..10) {
-                Some([a, b, c, d]) => u32::from_be_bytes([*a, *b, *c, *d]),
-                _ => return Ok(resp),
+            let Some(rc) = response_code(&resp) else {
+                return Ok(resp);
             };
             tries += 1;
             if tries > RETRIES || ![TPM_RC_YIELDED, TPM_RC_TESTING, TPM_RC_RETRY].contains(&rc) {
@@ -277,19 +350,45 @@ impl Tpm {
         }
     }
 
+    /// Marshal `cmd`, send it, and parse the response as `R`.
+    fn exec<C: TpmFrame, R: TpmUnmarshalBody>(
+        &mut self,
+        name: &'static str,
+        cmd: &C,
+        sessions: &[TpmsAuthCommand],
+    ) -> Result<R> {
+        let resp = self.run(&command(name, cmd, sessions)?)?;
+        response(name, &resp)
+    }
+
+    /// As [`Tpm::exec`], also returning the response frame (for the exact
+    /// bytes of a parameter).
+    fn exec_raw<C: TpmFrame, R: TpmUnmarshalBody>(
+        &mut self,
+        name: &'static str,
+        cmd: &C,
+        sessions: &[TpmsAuthCommand],
+    ) -> Result<(R, Zeroizing<Vec<u8>>)> {
+        let resp = Zeroizing::new(self.run(&command(name, cmd, sessions)?)?);
+        Ok((response(name, &resp)?, resp))
+    }
+
     /// The PCR banks the TPM has allocated, with their allocated PCRs.
     pub fn allocated_banks(&mut self) -> Result<Vec<PcrSelection>> {
-        let mut p = W::default();
-        p.u32(TPM_CAP_PCRS).u32(0).u32(1);
-        let resp = self.run(&command(TPM_CC_GET_CAPABILITY, &[], &[], &p.0))?;
-        let r = response("GetCapability", &resp, 0)?;
-        let mut rd = R(r.params);
-        let _more = rd.u8("moreData")?;
-        if rd.u32("capability")? != TPM_CAP_PCRS {
+        let cmd = TpmGetCapabilityCommand {
+            handles: [],
+            cap: TpmCap::Pcrs,
+            property: TpmUint32::new(0),
+            property_count: TpmUint32::new(1),
+        };
+        let r: TpmGetCapabilityResponse = self.exec("GetCapability", &cmd, &[])?;
+        let TpmuCapabilities::Pcrs(sel) = &r.capability_data.data else {
             return Err(TpmError::Malformed("capability is not TPM_CAP_PCRS"));
-        }
-        let sel = parse_pcr_selection(&mut rd)?;
-        Ok(sel.into_iter().filter(|s| !s.pcrs.is_empty()).collect())
+        };
+        Ok(from_tpml(sel)
+            .into_iter()
+            .filter(|s| !s.pcrs.is_empty())
+            .collect())
     }
 
     /// Read the selected PCRs. Every requested register must come back
@@ -303,23 +402,13 @@ impl Tpm {
             if remaining.is_empty() {
                 return Ok(out);
             }
-            let mut p = W::default();
-            pcr_selection(&mut p, &remaining)?;
-            let resp = self.run(&command(TPM_CC_PCR_READ, &[], &[], &p.0))?;
-            let r = response("PCR_Read", &resp, 0)?;
-            let mut rd = R(r.params);
-            let _counter = rd.u32("pcrUpdateCounter")?;
-            let got = parse_pcr_selection(&mut rd)?;
-            let count = rd.u32("TPML_DIGEST count")?;
-            if count > 8 {
-                return Err(TpmError::Malformed("more than 8 digests"));
-            }
-            let mut digests = Vec::new();
-            for _ in 0..count {
-                digests.push(rd.tpm2b("PCR digest")?);
-            }
-            rd.end("trailing bytes after PCR_Read")?;
-            let mut it = digests.into_iter();
+            let cmd = TpmPcrReadCommand {
+                handles: [],
+                pcr_selection_in: to_tpml(&remaining)?,
+            };
+            let r: TpmPcrReadResponse = self.exec("PCR_Read", &cmd, &[])?;
+            let got = from_tpml(&r.pcr_selection_out);
+            let mut it = r.pcr_values.iter();
             let mut progress = false;
             for s in &got {
                 let want = remaining.iter_mut().find(|w| w.hash_alg == s.hash_alg);
@@ -360,60 +449,63 @@ impl Tpm {
         if pcr >= PCR_COUNT {
             return Err(TpmError::Argument("PCR index above 23"));
         }
-        let mut p = W::default();
-        p.u32(digests.len() as u32);
+        let mut values = TpmlDigestValues::new();
         for (alg, d) in digests {
             if Some(d.len()) != digest_len(*alg) {
                 return Err(TpmError::Argument("extend digest length"));
             }
-            p.u16(*alg).bytes(d);
+            let digest = TpmBuffer::try_from(d.as_slice())
+                .map_err(|_| TpmError::Argument("extend digest length"))?;
+            values
+                .try_push(TpmtHa {
+                    hash_alg: TpmAlgId::try_from(*alg)
+                        .map_err(|_| TpmError::Argument("unknown hash algorithm"))?,
+                    digest: TpmuHa::Digest(digest),
+                })
+                .map_err(|_| TpmError::Argument("more than 8 banks"))?;
         }
-        let resp = self.run(&command(
-            TPM_CC_PCR_EXTEND,
-            &[pcr],
-            &[password_auth()],
-            &p.0,
-        ))?;
-        response("PCR_Extend", &resp, 0)?;
+        let cmd = TpmPcrExtendCommand {
+            handles: [handle(pcr)],
+            digests: values,
+        };
+        let _: TpmPcrExtendResponse = self.exec("PCR_Extend", &cmd, &[password_auth()])?;
         Ok(())
     }
 
     /// Create a primary key from `template` in `hierarchy`; returns its
-    /// handle and `TPM2B_PUBLIC`.
-    fn create_primary(&mut self, hierarchy: Hierarchy, template: &[u8]) -> Result<(u32, Vec<u8>)> {
-        let mut p = W::default();
-        p.u16(4).u16(0).u16(0); // TPM2B_SENSITIVE_CREATE: empty auth, no data
-        p.tpm2b(template)?;
-        p.u16(0); // outsideInfo
-        p.u32(0); // creationPCR
-        let resp = self.run(&command(
-            TPM_CC_CREATE_PRIMARY,
-            &[hierarchy.handle()],
-            &[password_auth()],
-            &p.0,
-        ))?;
-        let r = response("CreatePrimary", &resp, 1)?;
-        let public = R(r.params).tpm2b_raw("outPublic")?.to_vec();
-        let handle = *r.handles.first().ok_or(TpmError::Malformed("no handle"))?;
-        Ok((handle, public))
+    /// handle and `TPM2B_PUBLIC` as the TPM returned it.
+    fn create_primary(
+        &mut self,
+        hierarchy: Hierarchy,
+        template: TpmtPublic,
+    ) -> Result<(u32, Vec<u8>)> {
+        let cmd = TpmCreatePrimaryCommand {
+            handles: [handle(hierarchy.handle())],
+            in_sensitive: Tpm2bSensitiveCreate::default(),
+            in_public: Tpm2bPublic { inner: template },
+            outside_info: Tpm2bData::default(),
+            creation_pcr: TpmlPcrSelection::new(),
+        };
+        let (r, raw): (TpmCreatePrimaryResponse, _) =
+            self.exec_raw("CreatePrimary", &cmd, &[password_auth()])?;
+        let public = leading_tpm2b(parameters(&raw, 1)?)?.to_vec();
+        Ok((r.handles[0].value(), public))
     }
 
     /// Create (or re-create: primary keys are derived from the hierarchy's
     /// seed, so the same TPM gives the same key) the attestation key.
     pub fn create_ak(&mut self, hierarchy: Hierarchy) -> Result<AttestationKey> {
-        let (handle, public) = self.create_primary(hierarchy, &ak_template())?;
+        let (handle, public) = self.create_primary(hierarchy, ak_template())?;
         Ok(AttestationKey { handle, public })
     }
 
     /// Flush a transient object or session.
-    pub fn flush(&mut self, handle: u32) -> Result<()> {
-        let resp = self.run(&command(
-            TPM_CC_FLUSH_CONTEXT,
-            &[],
-            &[],
-            &handle.to_be_bytes(),
-        ))?;
-        response("FlushContext", &resp, 0)?;
+    pub fn flush(&mut self, h: u32) -> Result<()> {
+        let cmd = TpmFlushContextCommand {
+            handles: [],
+            flush_handle: handle(h),
+        };
+        let _: TpmFlushContextResponse = self.exec("FlushContext", &cmd, &[])?;
         Ok(())
     }
 
@@ -428,20 +520,20 @@ impl Tpm {
         if qualifying_data.len() > 64 {
             return Err(TpmError::Argument("qualifying data longer than 64 bytes"));
         }
-        let mut p = W::default();
-        p.tpm2b(qualifying_data)?;
-        p.u16(TPM_ALG_NULL); // inScheme: the key's scheme
-        pcr_selection(&mut p, sel)?;
-        let resp = self.run(&command(
-            TPM_CC_QUOTE,
-            &[ak.handle],
-            &[password_auth()],
-            &p.0,
-        ))?;
-        let r = response("Quote", &resp, 0)?;
-        let mut rd = R(r.params);
-        let attest = rd.tpm2b("quoted")?.to_vec();
-        let signature = rd.rest().to_vec();
+        let cmd = TpmQuoteCommand {
+            handles: [handle(ak.handle)],
+            qualifying_data: Tpm2bData::try_from(qualifying_data)
+                .map_err(|_| TpmError::Argument("qualifying data"))?,
+            in_scheme: TpmtSigScheme::default(), // the key's scheme
+            pcr_select: to_tpml(sel)?,
+        };
+        let (r, raw): (TpmQuoteResponse, _) = self.exec_raw("Quote", &cmd, &[password_auth()])?;
+        // The signed TPMS_ATTEST exactly as the TPM produced it.
+        let attest = leading_tpm2b(parameters(&raw, 0)?)?
+            .get(2..)
+            .ok_or(TpmError::Malformed("TPM2B_ATTEST"))?
+            .to_vec();
+        let signature = to_bytes("TPMT_SIGNATURE", &r.signature)?;
         Ok(Quote { attest, signature })
     }
 
@@ -514,19 +606,34 @@ impl Tpm {
             return Err(TpmError::Argument("a seal must select at least one PCR"));
         }
         let policy = policy_pcr_digest(sel, values)?;
-        let (srk, _) = self.create_primary(Hierarchy::Owner, &srk_template())?;
+        let (srk, _) = self.create_primary(Hierarchy::Owner, srk_template())?;
         let result = (|| {
-            let mut p = W::default();
-            let mut sens = W::default();
-            sens.u16(0).tpm2b(seed)?; // userAuth empty, data = seed
-            p.tpm2b(&sens.0)?;
-            p.tpm2b(&sealed_template(&policy)?)?;
-            p.u16(0).u32(0);
-            let resp = self.run(&command(TPM_CC_CREATE, &[srk], &[password_auth()], &p.0))?;
-            let r = response("Create", &resp, 0)?;
-            let mut rd = R(r.params);
-            let private = rd.tpm2b_raw("outPrivate")?.to_vec();
-            let public = rd.tpm2b_raw("outPublic")?.to_vec();
+            let mut cmd = TpmCreateCommand {
+                handles: [handle(srk)],
+                in_sensitive: Tpm2bSensitiveCreate {
+                    inner: TpmsSensitiveCreate {
+                        user_auth: Tpm2bAuth::default(),
+                        data: Tpm2bSensitiveData::try_from(&seed[..])
+                            .map_err(|_| TpmError::Argument("seed"))?,
+                    },
+                },
+                in_public: Tpm2bPublic {
+                    inner: sealed_template(&policy)?,
+                },
+                outside_info: Tpm2bData::default(),
+                creation_pcr: TpmlPcrSelection::new(),
+            };
+            let bytes = command("Create", &cmd, &[password_auth()]);
+            // The command structure's copy of the seed is overwritten once
+            // marshalled (the marshalled copy is zeroized on drop).
+            cmd.in_sensitive = Tpm2bSensitiveCreate::default();
+            std::hint::black_box(&cmd);
+            let resp = self.run(&bytes?)?;
+            let _: TpmCreateResponse = response("Create", &resp)?;
+            let mut params = parameters(&resp, 0)?;
+            let private = leading_tpm2b(params)?.to_vec();
+            params = params.get(private.len()..).unwrap_or_default();
+            let public = leading_tpm2b(params)?.to_vec();
             Ok(SealedSeed {
                 selection: sel.to_vec(),
                 private,
@@ -542,7 +649,7 @@ impl Tpm {
     /// unseal. PCRs that differ from the sealed values give
     /// `TPM_POLICY_FAILED`.
     pub fn unseal_seed(&mut self, sealed: &SealedSeed) -> Result<Zeroizing<[u8; 32]>> {
-        let (srk, _) = self.create_primary(Hierarchy::Owner, &srk_template())?;
+        let (srk, _) = self.create_primary(Hierarchy::Owner, srk_template())?;
         let mut handles = vec![srk];
         let result = self.unseal_under(srk, sealed, &mut handles);
         for h in handles.into_iter().rev() {
@@ -557,46 +664,49 @@ impl Tpm {
         sealed: &SealedSeed,
         handles: &mut Vec<u32>,
     ) -> Result<Zeroizing<[u8; 32]>> {
-        let mut p = W::default();
-        p.bytes(&sealed.private).bytes(&sealed.public);
-        let resp = self.run(&command(TPM_CC_LOAD, &[srk], &[password_auth()], &p.0))?;
-        let r = response("Load", &resp, 1)?;
-        let item = *r.handles.first().ok_or(TpmError::Malformed("no handle"))?;
+        let cmd = TpmLoadCommand {
+            handles: [handle(srk)],
+            in_private: unmarshal_all("TPM2B_PRIVATE", &sealed.private)?,
+            in_public: unmarshal_all("TPM2B_PUBLIC", &sealed.public)?,
+        };
+        let r: TpmLoadResponse = self.exec("Load", &cmd, &[password_auth()])?;
+        let item = r.handles[0].value();
         handles.push(item);
 
         let mut nonce = [0u8; 32];
         aws_lc_rs::rand::fill(&mut nonce).map_err(|_| TpmError::Argument("no randomness"))?;
-        let mut p = W::default();
-        p.tpm2b(&nonce)?
-            .u16(0) // encryptedSalt
-            .u8(TPM_SE_POLICY)
-            .u16(TPM_ALG_NULL) // symmetric
-            .u16(TPM_ALG_SHA256);
-        let resp = self.run(&command(
-            TPM_CC_START_AUTH_SESSION,
-            &[TPM_RH_NULL, TPM_RH_NULL],
-            &[],
-            &p.0,
-        ))?;
-        let r = response("StartAuthSession", &resp, 1)?;
-        let session = *r.handles.first().ok_or(TpmError::Malformed("no handle"))?;
+        let cmd = TpmStartAuthSessionCommand {
+            handles: [handle(TPM_RH_NULL), handle(TPM_RH_NULL)], // unbound, unsalted
+            nonce_caller: Tpm2bNonce::try_from(&nonce[..])
+                .map_err(|_| TpmError::Argument("nonce"))?,
+            encrypted_salt: Tpm2bEncryptedSecret::default(),
+            session_type: TpmSe::Policy,
+            symmetric: no_symmetric(),
+            auth_hash: TpmAlgId::Sha256,
+        };
+        let r: TpmStartAuthSessionResponse = self.exec("StartAuthSession", &cmd, &[])?;
+        let session = r.handles[0].value();
         handles.push(session);
 
-        let mut p = W::default();
-        p.u16(0); // pcrDigest: the TPM's current values
-        pcr_selection(&mut p, &sealed.selection)?;
-        let resp = self.run(&command(TPM_CC_POLICY_PCR, &[session], &[], &p.0))?;
-        response("PolicyPCR", &resp, 0)?;
+        let cmd = TpmPolicyPcrCommand {
+            handles: [handle(session)],
+            pcr_digest: Tpm2bDigest::default(), // the TPM's current values
+            pcrs: to_tpml(&sealed.selection)?,
+        };
+        let _: TpmPolicyPcrResponse = self.exec("PolicyPCR", &cmd, &[])?;
 
         aws_lc_rs::rand::fill(&mut nonce).map_err(|_| TpmError::Argument("no randomness"))?;
+        let cmd = TpmUnsealCommand {
+            handles: [handle(item)],
+        };
+        // The response holds the seed: it stays in zeroized memory and is
+        // read from the checked frame, not copied into an owned structure.
         let resp = Zeroizing::new(self.run(&command(
-            TPM_CC_UNSEAL,
-            &[item],
+            "Unseal",
+            &cmd,
             &[policy_auth(session, &nonce)?],
-            &[],
-        ))?);
-        let r = response("Unseal", &resp, 0)?;
-        let data = R(r.params).tpm2b("outData")?;
+        )?)?);
+        let data = unseal_data(&resp)?;
         let mut seed = Zeroizing::new([0u8; 32]);
         if data.len() != 32 {
             return Err(TpmError::SealedBlob("unsealed data is not 32 bytes"));
@@ -604,6 +714,34 @@ impl Tpm {
         seed.copy_from_slice(data);
         Ok(seed)
     }
+}
+
+/// Parse `bytes` as exactly one `T`.
+fn unmarshal_all<T: TpmUnmarshal>(what: &'static str, bytes: &[u8]) -> Result<T> {
+    match T::unmarshal(bytes) {
+        Ok((v, [])) => Ok(v),
+        Ok(_) => Err(TpmError::SealedBlob("trailing bytes in a TPM2B")),
+        Err(e) => Err(TpmError::Decode {
+            command: what,
+            detail: e.to_string(),
+        }),
+    }
+}
+
+/// The `outData` of an Unseal response: the frame is checked by the
+/// protocol crate (envelope, tag, sessions), and its parameter area must be
+/// exactly one `TPM2B_SENSITIVE_DATA`.
+fn unseal_data(resp: &[u8]) -> Result<&[u8]> {
+    check_code("Unseal", resp)?;
+    TpmResponse::cast(resp)
+        .and_then(|f| f.validate(TpmCc::Unseal))
+        .map_err(|e| decode_error("Unseal", e))?;
+    let params = parameters(resp, 0)?;
+    let data = leading_tpm2b(params)?;
+    if data.len() != params.len() {
+        return Err(TpmError::Malformed("trailing bytes after outData"));
+    }
+    data.get(2..).ok_or(TpmError::Malformed("outData"))
 }
 
 /// A seed sealed by [`Tpm::seal_seed`]: the PCR selection its policy covers
@@ -629,26 +767,23 @@ impl SealedSeed {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut w = W::default();
-        w.bytes(SEALED_MAGIC);
+        let mut out = SEALED_MAGIC.to_vec();
         // The selection was marshalled once already when sealing (or
         // checked when parsing), so it encodes; the TPM2B parts keep the
         // size prefixes the TPM returned them with.
-        let _ = pcr_selection(&mut w, &self.selection);
-        w.bytes(&self.private).bytes(&self.public);
-        w.0
+        out.extend_from_slice(&tpml_bytes(&self.selection).unwrap_or_default());
+        out.extend_from_slice(&self.private);
+        out.extend_from_slice(&self.public);
+        out
     }
 
     pub fn from_bytes(b: &[u8]) -> Result<Self> {
-        let blob = |e: TpmError| match e {
-            TpmError::Malformed(w) => TpmError::SealedBlob(w),
-            other => other,
-        };
-        let mut r = R(b);
-        if r.take(8, "magic").map_err(blob)? != SEALED_MAGIC {
-            return Err(TpmError::SealedBlob("magic"));
-        }
-        let selection = parse_pcr_selection(&mut r).map_err(blob)?;
+        let rest = b
+            .strip_prefix(SEALED_MAGIC)
+            .ok_or(TpmError::SealedBlob("magic"))?;
+        let (sel, rest) = TpmlPcrSelection::unmarshal(rest)
+            .map_err(|_| TpmError::SealedBlob("TPML_PCR_SELECTION"))?;
+        let selection = from_tpml(&sel);
         if selection
             .iter()
             .any(|s| s.pcrs.iter().any(|p| *p >= PCR_COUNT))
@@ -658,13 +793,21 @@ impl SealedSeed {
         if selection.iter().all(|s| s.pcrs.is_empty()) {
             return Err(TpmError::SealedBlob("empty PCR selection"));
         }
-        let private = r.tpm2b_raw("TPM2B_PRIVATE").map_err(blob)?.to_vec();
-        let public = r.tpm2b_raw("TPM2B_PUBLIC").map_err(blob)?.to_vec();
-        r.end("trailing bytes").map_err(blob)?;
+        let private = leading_tpm2b(rest).map_err(|_| TpmError::SealedBlob("TPM2B_PRIVATE"))?;
+        let rest = rest.get(private.len()..).unwrap_or_default();
+        let public = leading_tpm2b(rest).map_err(|_| TpmError::SealedBlob("TPM2B_PUBLIC"))?;
+        if rest.len() != public.len() {
+            return Err(TpmError::SealedBlob("trailing bytes"));
+        }
+        // Both parts must be what Load accepts.
+        unmarshal_all::<Tpm2bPrivate>("TPM2B_PRIVATE", private)
+            .map_err(|_| TpmError::SealedBlob("TPM2B_PRIVATE"))?;
+        unmarshal_all::<Tpm2bPublic>("TPM2B_PUBLIC", public)
+            .map_err(|_| TpmError::SealedBlob("TPM2B_PUBLIC"))?;
         Ok(SealedSeed {
             selection,
-            private,
-            public,
+            private: private.to_vec(),
+            public: public.to_vec(),
         })
     }
 }
@@ -792,7 +935,13 @@ mod tests {
                 pcrs: vec![7, 16],
             }],
             private: vec![0, 3, 1, 2, 3],
-            public: vec![0, 2, 9, 9],
+            public: wire::to_bytes(
+                "public",
+                &Tpm2bPublic {
+                    inner: sealed_template(&[1; 32]).unwrap(),
+                },
+            )
+            .unwrap(),
         };
         let b = s.to_bytes();
         assert_eq!(SealedSeed::from_bytes(&b).unwrap(), s);
@@ -812,6 +961,28 @@ mod tests {
         let mut none = SEALED_MAGIC.to_vec();
         none.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
         assert!(SealedSeed::from_bytes(&none).is_err());
+    }
+
+    /// The templates are the TPM 2.0 encodings operators can reproduce
+    /// (an AK created from the same template and hierarchy seed is the same
+    /// key, so it can be pinned).
+    #[test]
+    fn templates_known_answer() {
+        let ak = wire::to_bytes("ak", &ak_template()).unwrap();
+        assert_eq!(
+            hex::encode(ak),
+            "0023000b00050072000000100018000b0003001000000000"
+        );
+        let srk = wire::to_bytes("srk", &srk_template()).unwrap();
+        assert_eq!(
+            hex::encode(srk),
+            "0023000b00030472000000060080004300100003001000000000"
+        );
+        let sealed = wire::to_bytes("sealed", &sealed_template(&[0xab; 32]).unwrap()).unwrap();
+        assert_eq!(
+            hex::encode(sealed),
+            format!("0008000b000004920020{}00100000", "ab".repeat(32))
+        );
     }
 
     #[test]

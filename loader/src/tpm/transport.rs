@@ -1,9 +1,11 @@
 //! How commands reach the TPM: the kernel's resource-managed character device
-//! (`/dev/tpmrm0`, in the guest) or a TCP socket speaking raw TPM 2.0 command
-//! and response bytes (swtpm's `--server type=tcp`, in tests).
+//! (`/dev/tpmrm0`, in the guest) or a socket speaking raw TPM 2.0 command
+//! and response bytes (swtpm's `--server type=unixio` or `type=tcp`: tests,
+//! the demo, and hosts that hand a software TPM to the loader).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,6 +27,9 @@ pub enum TpmTransportConfig {
     Device { path: PathBuf },
     /// A TCP address (`host:port`) speaking raw TPM 2.0 commands (swtpm).
     Tcp { address: String },
+    /// A Unix stream socket speaking raw TPM 2.0 commands (swtpm's
+    /// `--server type=unixio,path=...`).
+    Unix { path: PathBuf },
 }
 
 impl Default for TpmTransportConfig {
@@ -38,14 +43,15 @@ impl Default for TpmTransportConfig {
 /// The kernel's resource-managed TPM device.
 pub const DEFAULT_DEVICE: &str = "/dev/tpmrm0";
 
-/// Bound on one command's round trip over TCP.
-const TCP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on one command's round trip over a socket.
+const SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl std::fmt::Display for TpmTransportConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             TpmTransportConfig::Device { path } => write!(f, "{}", path.display()),
             TpmTransportConfig::Tcp { address } => write!(f, "tcp {address}"),
+            TpmTransportConfig::Unix { path } => write!(f, "unix {}", path.display()),
         }
     }
 }
@@ -55,6 +61,7 @@ impl TpmTransportConfig {
         match self {
             TpmTransportConfig::Device { path } => Ok(Box::new(DeviceTransport::open(path)?)),
             TpmTransportConfig::Tcp { address } => Ok(Box::new(TcpTransport::connect(address)?)),
+            TpmTransportConfig::Unix { path } => Ok(Box::new(UnixTransport::connect(path)?)),
         }
     }
 }
@@ -120,8 +127,8 @@ impl TcpTransport {
     pub fn connect(address: &str) -> Result<Self, TpmError> {
         let stream = TcpStream::connect(address).map_err(|e| io(address, e))?;
         stream
-            .set_read_timeout(Some(TCP_TIMEOUT))
-            .and_then(|_| stream.set_write_timeout(Some(TCP_TIMEOUT)))
+            .set_read_timeout(Some(SOCKET_TIMEOUT))
+            .and_then(|_| stream.set_write_timeout(Some(SOCKET_TIMEOUT)))
             .map_err(|e| io(address, e))?;
         Ok(Self { stream })
     }
@@ -129,20 +136,48 @@ impl TcpTransport {
 
 impl Transport for TcpTransport {
     fn transact(&mut self, command: &[u8]) -> Result<Vec<u8>, TpmError> {
-        self.stream
-            .write_all(command)
-            .map_err(|e| io("TPM socket", e))?;
-        let mut buf = vec![0u8; 10];
-        self.stream
-            .read_exact(&mut buf)
-            .map_err(|e| io("TPM socket", e))?;
-        let size = response_len(&buf)?;
-        buf.resize(size, 0);
-        self.stream
-            .read_exact(&mut buf[10..])
-            .map_err(|e| io("TPM socket", e))?;
-        Ok(buf)
+        stream_transact(&mut self.stream, command)
     }
+}
+
+/// A Unix-socket connection to a TPM that speaks raw commands.
+#[derive(Debug)]
+pub struct UnixTransport {
+    stream: UnixStream,
+}
+
+impl UnixTransport {
+    pub fn connect(path: &std::path::Path) -> Result<Self, TpmError> {
+        let what = path.display().to_string();
+        let stream = UnixStream::connect(path).map_err(|e| io(&what, e))?;
+        stream
+            .set_read_timeout(Some(SOCKET_TIMEOUT))
+            .and_then(|_| stream.set_write_timeout(Some(SOCKET_TIMEOUT)))
+            .map_err(|e| io(&what, e))?;
+        Ok(Self { stream })
+    }
+}
+
+impl Transport for UnixTransport {
+    fn transact(&mut self, command: &[u8]) -> Result<Vec<u8>, TpmError> {
+        stream_transact(&mut self.stream, command)
+    }
+}
+
+/// One command over a byte stream: write it, read the 10-byte header, then
+/// exactly the rest of the response its size field announces (bounded).
+fn stream_transact<S: Read + Write>(stream: &mut S, command: &[u8]) -> Result<Vec<u8>, TpmError> {
+    stream.write_all(command).map_err(|e| io("TPM socket", e))?;
+    let mut buf = vec![0u8; 10];
+    stream
+        .read_exact(&mut buf)
+        .map_err(|e| io("TPM socket", e))?;
+    let size = response_len(&buf)?;
+    buf.resize(size, 0);
+    stream
+        .read_exact(&mut buf[10..])
+        .map_err(|e| io("TPM socket", e))?;
+    Ok(buf)
 }
 
 #[cfg(test)]
@@ -162,6 +197,14 @@ mod tests {
             c.tpm,
             TpmTransportConfig::Tcp {
                 address: "127.0.0.1:2321".into()
+            }
+        );
+        let c: C =
+            toml::from_str("[tpm]\ntransport = \"unix\"\npath = \"/run/swtpm.sock\"").unwrap();
+        assert_eq!(
+            c.tpm,
+            TpmTransportConfig::Unix {
+                path: "/run/swtpm.sock".into()
             }
         );
         let c: C = toml::from_str("[tpm]\ntransport = \"device\"\npath = \"/dev/tpmrm0\"").unwrap();

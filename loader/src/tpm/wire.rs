@@ -1,145 +1,65 @@
-//! TPM 2.0 command marshalling and response parsing (pure: bytes in, bytes
-//! out). Only the structures the loader's commands use are encoded here;
-//! every length read from a response is checked against the remaining input
-//! before any copy.
+//! The adapter between the loader's TPM client and `tpm2-protocol` (pure:
+//! bytes in, bytes out).
+//!
+//! `tpm2-protocol` owns the TPM 2.0 wire format: every command is one of its
+//! typed command structures, marshalled by `tpm_marshal_command`, and every
+//! response is checked (envelope, tag, handle and parameter areas, no trailing
+//! bytes) and unmarshalled into its typed response structure. This module adds
+//! what the loader needs around it: conversion between the evidence crate's
+//! [`PcrSelection`] and `TPML_PCR_SELECTION`, the two authorization sessions
+//! the loader uses, the response-code classification into [`TpmError`], and
+//! access to the exact bytes of a response's leading parameter (a quote's
+//! `TPM2B_ATTEST` is signed data and travels as the TPM returned it, never
+//! re-encoded).
 
 use tl_evidence::tpm::PcrSelection;
+use tpm2_protocol::{
+    basic::TpmHandle,
+    data::{
+        Tpm2bAuth, Tpm2bNonce, TpmAlgId, TpmSt, TpmaSession, TpmlPcrSelection, TpmsAuthCommand,
+        TpmsPcrSelect, TpmsPcrSelection,
+    },
+    frame::{tpm_marshal_command, TpmFrame, TpmResponse, TpmUnmarshalBody},
+    TpmMarshal, TpmSized, TpmWriter,
+};
+
+use zeroize::Zeroizing;
 
 use super::TpmError;
-
-pub const TPM_ST_NO_SESSIONS: u16 = 0x8001;
-pub const TPM_ST_SESSIONS: u16 = 0x8002;
-
-pub const TPM_CC_CREATE_PRIMARY: u32 = 0x0000_0131;
-pub const TPM_CC_CREATE: u32 = 0x0000_0153;
-pub const TPM_CC_LOAD: u32 = 0x0000_0157;
-pub const TPM_CC_QUOTE: u32 = 0x0000_0158;
-pub const TPM_CC_UNSEAL: u32 = 0x0000_015E;
-pub const TPM_CC_FLUSH_CONTEXT: u32 = 0x0000_0165;
-pub const TPM_CC_START_AUTH_SESSION: u32 = 0x0000_0176;
-pub const TPM_CC_GET_CAPABILITY: u32 = 0x0000_017A;
-pub const TPM_CC_PCR_READ: u32 = 0x0000_017E;
-pub const TPM_CC_POLICY_PCR: u32 = 0x0000_017F;
-pub const TPM_CC_PCR_EXTEND: u32 = 0x0000_0182;
 
 pub const TPM_RS_PW: u32 = 0x4000_0009;
 pub const TPM_RH_OWNER: u32 = 0x4000_0001;
 pub const TPM_RH_NULL: u32 = 0x4000_0007;
 pub const TPM_RH_ENDORSEMENT: u32 = 0x4000_000B;
 
-pub const TPM_SE_POLICY: u8 = 0x01;
-pub const TPM_CAP_PCRS: u32 = 0x0000_0005;
-
-pub const TPM_ALG_AES: u16 = 0x0006;
-pub const TPM_ALG_KEYEDHASH: u16 = 0x0008;
-pub const TPM_ALG_CFB: u16 = 0x0043;
-pub use tl_evidence::tpm::attest::{
-    TPM_ALG_ECC, TPM_ALG_ECDSA, TPM_ALG_NULL, TPM_ALG_SHA256, TPM_ECC_NIST_P256,
-};
-
-/// Object attributes (TPMA_OBJECT).
-pub const FIXED_TPM: u32 = 1 << 1;
-pub const FIXED_PARENT: u32 = 1 << 4;
-pub const SENSITIVE_DATA_ORIGIN: u32 = 1 << 5;
-pub const USER_WITH_AUTH: u32 = 1 << 6;
-pub const ADMIN_WITH_POLICY: u32 = 1 << 7;
-pub const NO_DA: u32 = 1 << 10;
-pub const RESTRICTED: u32 = 1 << 16;
-pub const DECRYPT: u32 = 1 << 17;
-pub const SIGN: u32 = 1 << 18;
-
-/// Number of PCRs a selection bitmap covers (`PCR_SELECT_MAX` = 3 bytes).
+/// Number of PCRs a selection bitmap covers (3 bytes: PCRs 0..=23, what
+/// every PC Client TPM implements).
 pub const PCR_COUNT: u32 = 24;
 
-/// Largest response accepted from a TPM (TPM 2.0 `MAX_RESPONSE_SIZE` is
-/// 4096 on every TPM in the field; twice that leaves room).
+/// Largest command or response exchanged with a TPM (TPM 2.0
+/// `MAX_COMMAND_SIZE`/`MAX_RESPONSE_SIZE` are 4096 on every TPM in the
+/// field; twice that leaves room).
 pub const MAX_RESPONSE: usize = 8192;
 
-/// A big-endian writer.
-#[derive(Debug, Default)]
-pub struct W(pub Vec<u8>);
-
-impl W {
-    pub fn u8(&mut self, v: u8) -> &mut Self {
-        self.0.push(v);
-        self
-    }
-    pub fn u16(&mut self, v: u16) -> &mut Self {
-        self.0.extend_from_slice(&v.to_be_bytes());
-        self
-    }
-    pub fn u32(&mut self, v: u32) -> &mut Self {
-        self.0.extend_from_slice(&v.to_be_bytes());
-        self
-    }
-    pub fn bytes(&mut self, b: &[u8]) -> &mut Self {
-        self.0.extend_from_slice(b);
-        self
-    }
-    /// A `TPM2B_*`: u16 size then the bytes.
-    pub fn tpm2b(&mut self, b: &[u8]) -> Result<&mut Self, TpmError> {
-        let n = u16::try_from(b.len()).map_err(|_| TpmError::Argument("TPM2B too long"))?;
-        self.u16(n);
-        self.0.extend_from_slice(b);
-        Ok(self)
+/// A `tpm2-protocol` marshalling failure as the caller's argument error.
+fn encode_error(command: &'static str, e: tpm2_protocol::TpmError) -> TpmError {
+    TpmError::Encode {
+        command,
+        detail: e.to_string(),
     }
 }
 
-/// A big-endian reader over a response.
-#[derive(Debug)]
-pub struct R<'a>(pub &'a [u8]);
-
-fn malformed(what: &'static str) -> TpmError {
-    TpmError::Malformed(what)
-}
-
-impl<'a> R<'a> {
-    pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], TpmError> {
-        if n > self.0.len() {
-            return Err(malformed(what));
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Ok(a)
-    }
-    pub fn u8(&mut self, what: &'static str) -> Result<u8, TpmError> {
-        Ok(self.take(1, what)?[0])
-    }
-    pub fn u16(&mut self, what: &'static str) -> Result<u16, TpmError> {
-        let b = self.take(2, what)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
-    }
-    pub fn u32(&mut self, what: &'static str) -> Result<u32, TpmError> {
-        let b = self.take(4, what)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    pub fn tpm2b(&mut self, what: &'static str) -> Result<&'a [u8], TpmError> {
-        let n = self.u16(what)? as usize;
-        self.take(n, what)
-    }
-    /// A whole `TPM2B_*` including its size prefix.
-    pub fn tpm2b_raw(&mut self, what: &'static str) -> Result<&'a [u8], TpmError> {
-        let all = self.0;
-        let n = self.u16(what)? as usize;
-        self.take(n, what)?;
-        all.get(..n + 2).ok_or(malformed(what))
-    }
-    pub fn rest(&mut self) -> &'a [u8] {
-        std::mem::take(&mut self.0)
-    }
-    pub fn end(&self, what: &'static str) -> Result<(), TpmError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(malformed(what))
-        }
+/// A `tpm2-protocol` unmarshalling failure as a malformed response.
+pub fn decode_error(command: &'static str, e: tpm2_protocol::TpmError) -> TpmError {
+    TpmError::Decode {
+        command,
+        detail: e.to_string(),
     }
 }
 
-/// Marshal a `TPML_PCR_SELECTION` (3-byte bitmaps, PCRs 0..=23).
-pub fn pcr_selection(w: &mut W, sel: &[PcrSelection]) -> Result<(), TpmError> {
-    let count = u32::try_from(sel.len()).map_err(|_| TpmError::Argument("too many banks"))?;
-    w.u32(count);
+/// `TPML_PCR_SELECTION` for `sel` (3-byte bitmaps, PCRs 0..=23; at most 8 banks).
+pub fn to_tpml(sel: &[PcrSelection]) -> Result<TpmlPcrSelection, TpmError> {
+    let mut out = TpmlPcrSelection::new();
     for s in sel {
         let mut bits = [0u8; 3];
         for &p in &s.pcrs {
@@ -148,121 +68,166 @@ pub fn pcr_selection(w: &mut W, sel: &[PcrSelection]) -> Result<(), TpmError> {
             }
             bits[(p / 8) as usize] |= 1 << (p % 8);
         }
-        w.u16(s.hash_alg).u8(3).bytes(&bits);
-    }
-    Ok(())
-}
-
-/// Parse a `TPML_PCR_SELECTION`.
-pub fn parse_pcr_selection(r: &mut R<'_>) -> Result<Vec<PcrSelection>, TpmError> {
-    let count = r.u32("TPML_PCR_SELECTION count")?;
-    if count > 16 {
-        return Err(malformed("too many PCR banks"));
-    }
-    let mut out = Vec::new();
-    for _ in 0..count {
-        let hash_alg = r.u16("TPMS_PCR_SELECTION hash")?;
-        let n = r.u8("sizeofSelect")? as usize;
-        let bits = r.take(n, "pcrSelect")?;
-        let pcrs = bits
-            .iter()
-            .enumerate()
-            .flat_map(|(i, b)| {
-                (0..8u32)
-                    .filter(move |j| b & (1 << j) != 0)
-                    .map(move |j| i as u32 * 8 + j)
-            })
-            .collect();
-        out.push(PcrSelection { hash_alg, pcrs });
+        let pcr_select = TpmsPcrSelect::try_from(&bits[..])
+            .map_err(|_| TpmError::Argument("PCR selection bitmap"))?;
+        out.try_push(TpmsPcrSelection {
+            hash: TpmAlgId::try_from(s.hash_alg)
+                .map_err(|_| TpmError::Argument("unknown PCR bank algorithm"))?,
+            pcr_select,
+        })
+        .map_err(|_| TpmError::Argument("more than 8 PCR banks"))?;
     }
     Ok(out)
 }
 
+/// The evidence crate's selection for a `TPML_PCR_SELECTION` (bitmaps of up
+/// to `TPM_PCR_SELECT_MAX` bytes, as the crate accepts them).
+pub fn from_tpml(l: &TpmlPcrSelection) -> Vec<PcrSelection> {
+    l.iter()
+        .map(|s| PcrSelection {
+            hash_alg: s.hash.value(),
+            pcrs: s
+                .pcr_select
+                .iter()
+                .enumerate()
+                .flat_map(|(i, b)| {
+                    (0..8u32)
+                        .filter(move |j| b & (1 << j) != 0)
+                        .map(move |j| i as u32 * 8 + j)
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// The marshalled `TPML_PCR_SELECTION` (what a PolicyPCR digest covers).
+pub fn tpml_bytes(sel: &[PcrSelection]) -> Result<Vec<u8>, TpmError> {
+    to_bytes("TPML_PCR_SELECTION", &to_tpml(sel)?)
+}
+
+/// Marshal one structure.
+pub fn to_bytes<T: TpmMarshal + TpmSized>(what: &'static str, v: &T) -> Result<Vec<u8>, TpmError> {
+    let mut buf = vec![0u8; v.len()];
+    let mut w = TpmWriter::new(&mut buf);
+    v.marshal(&mut w).map_err(|e| encode_error(what, e))?;
+    let n = w.len();
+    buf.truncate(n);
+    Ok(buf)
+}
+
 /// A password authorization with an empty password (`TPM_RS_PW`).
-pub fn password_auth() -> Vec<u8> {
-    let mut w = W::default();
-    w.u32(TPM_RS_PW).u16(0).u8(0).u16(0);
-    w.0
+pub fn password_auth() -> TpmsAuthCommand {
+    TpmsAuthCommand {
+        session_handle: TpmHandle::new(TPM_RS_PW),
+        nonce: Tpm2bNonce::default(),
+        session_attributes: TpmaSession::default(),
+        hmac: Tpm2bAuth::default(),
+    }
 }
 
-/// A policy-session authorization (no HMAC: the policy has no PolicyAuthValue).
-pub fn policy_auth(session: u32, nonce_caller: &[u8]) -> Result<Vec<u8>, TpmError> {
-    let mut w = W::default();
-    w.u32(session).tpm2b(nonce_caller)?.u8(0).u16(0);
-    Ok(w.0)
+/// A policy-session authorization (no HMAC: the policy has no
+/// PolicyAuthValue). The session ends with the command (`continueSession`
+/// clear).
+pub fn policy_auth(session: u32, nonce_caller: &[u8]) -> Result<TpmsAuthCommand, TpmError> {
+    Ok(TpmsAuthCommand {
+        session_handle: TpmHandle::new(session),
+        nonce: Tpm2bNonce::try_from(nonce_caller)
+            .map_err(|_| TpmError::Argument("session nonce longer than a digest"))?,
+        session_attributes: TpmaSession::default(),
+        hmac: Tpm2bAuth::default(),
+    })
 }
 
-/// A complete command: header, handles, authorization area (when any), parameters.
-pub fn command(cc: u32, handles: &[u32], auths: &[Vec<u8>], params: &[u8]) -> Vec<u8> {
-    let mut body = W::default();
-    for h in handles {
-        body.u32(*h);
-    }
-    if !auths.is_empty() {
-        let len: usize = auths.iter().map(Vec::len).sum();
-        // Authorization areas are a few dozen bytes each.
-        body.u32(len as u32);
-        for a in auths {
-            body.bytes(a);
-        }
-    }
-    body.bytes(params);
-    let tag = if auths.is_empty() {
-        TPM_ST_NO_SESSIONS
+/// A complete command: header, handles, authorization area (when
+/// `sessions` is not empty), parameters.
+pub fn command<C: TpmFrame>(
+    name: &'static str,
+    cmd: &C,
+    sessions: &[TpmsAuthCommand],
+) -> Result<Zeroizing<Vec<u8>>, TpmError> {
+    let tag = if sessions.is_empty() {
+        TpmSt::NoSessions
     } else {
-        TPM_ST_SESSIONS
+        TpmSt::Sessions
     };
-    let mut w = W::default();
-    // Commands are built from bounded parts (keys, digests, selections).
-    w.u16(tag)
-        .u32((10 + body.0.len()) as u32)
-        .u32(cc)
-        .bytes(&body.0);
-    w.0
+    let mut buf = Zeroizing::new(vec![0u8; MAX_RESPONSE]);
+    let mut w = TpmWriter::new(&mut buf);
+    tpm_marshal_command(cmd, tag, sessions, &mut w).map_err(|e| encode_error(name, e))?;
+    let n = w.len();
+    buf.truncate(n);
+    Ok(buf)
 }
 
-/// A parsed successful response: its handles and its parameter area.
-#[derive(Debug)]
-pub struct Response<'a> {
-    pub handles: Vec<u32>,
-    pub params: &'a [u8],
+/// The response code of a response frame, if it has a header.
+pub fn response_code(resp: &[u8]) -> Option<u32> {
+    match resp.get(6..10) {
+        Some([a, b, c, d]) => Some(u32::from_be_bytes([*a, *b, *c, *d])),
+        _ => None,
+    }
 }
 
-/// Parse a response to `command` (named for errors) that returns `n_handles` handles.
-pub fn response<'a>(
-    command: &'static str,
-    resp: &'a [u8],
-    n_handles: usize,
-) -> Result<Response<'a>, TpmError> {
-    let mut r = R(resp);
-    let tag = r.u16("response tag")?;
-    let size = r.u32("response size")?;
-    if size as usize != resp.len() {
-        return Err(malformed("response size field"));
+/// Parse a response to `name`: a non-zero response code becomes
+/// [`TpmError::Rc`] or [`TpmError::PolicyFailed`] (read before the frame is
+/// interpreted, so vendor codes unknown to the protocol crate are reported
+/// as they are); a successful response must be exactly one well-formed
+/// frame of `R`.
+pub fn response<R: TpmUnmarshalBody>(name: &'static str, resp: &[u8]) -> Result<R, TpmError> {
+    check_code(name, resp)?;
+    TpmResponse::cast(resp)
+        .and_then(|f| f.unmarshal::<R>())
+        .map_err(|e| decode_error(name, e))
+}
+
+/// A response's header: its size field must be its length, and a non-zero
+/// response code is the command's failure.
+pub fn check_code(name: &'static str, resp: &[u8]) -> Result<(), TpmError> {
+    let rc = response_code(resp).ok_or(TpmError::Malformed("response shorter than its header"))?;
+    if resp.get(2..6) != Some(&(resp.len() as u32).to_be_bytes()[..]) {
+        return Err(TpmError::Malformed("response size field"));
     }
-    let rc = r.u32("response code")?;
-    if rc != 0 {
-        return Err(TpmError::from_rc(command, rc));
+    match rc {
+        0 => Ok(()),
+        rc => Err(TpmError::from_rc(name, rc)),
     }
-    let mut handles = Vec::with_capacity(n_handles);
-    for _ in 0..n_handles {
-        handles.push(r.u32("response handle")?);
-    }
-    let params = match tag {
-        TPM_ST_SESSIONS => {
-            let n = r.u32("parameterSize")? as usize;
-            r.take(n, "parameters")?
+}
+
+/// The bytes of the parameter area of a successful response that has
+/// `handles` handles (call after [`response`] has accepted the frame).
+pub fn parameters(resp: &[u8], handles: usize) -> Result<&[u8], TpmError> {
+    let frame = TpmResponse::cast(resp).map_err(|e| decode_error("response", e))?;
+    let body = frame
+        .body()
+        .get(handles * 4..)
+        .ok_or(TpmError::Malformed("handle area"))?;
+    match frame.tag() {
+        Ok(TpmSt::Sessions) => {
+            let (size, rest) = body
+                .split_first_chunk::<4>()
+                .ok_or(TpmError::Malformed("parameterSize"))?;
+            rest.get(..u32::from_be_bytes(*size) as usize)
+                .ok_or(TpmError::Malformed("parameter area"))
         }
-        TPM_ST_NO_SESSIONS => r.rest(),
-        _ => return Err(malformed("response tag")),
-    };
-    Ok(Response { handles, params })
+        Ok(_) => Ok(body),
+        Err(e) => Err(decode_error("response", e)),
+    }
+}
+
+/// The first `TPM2B_*` of a parameter area, size prefix included, exactly
+/// as the TPM sent it.
+pub fn leading_tpm2b(params: &[u8]) -> Result<&[u8], TpmError> {
+    let (size, _) = params
+        .split_first_chunk::<2>()
+        .ok_or(TpmError::Malformed("TPM2B size"))?;
+    params
+        .get(..2 + u16::from_be_bytes(*size) as usize)
+        .ok_or(TpmError::Malformed("TPM2B contents"))
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use tpm2_protocol::frame::{TpmFlushContextCommand, TpmPcrExtendCommand, TpmQuoteResponse};
 
     #[test]
     fn selection_roundtrip() {
@@ -276,73 +241,138 @@ mod tests {
                 pcrs: vec![],
             },
         ];
-        let mut w = W::default();
-        pcr_selection(&mut w, &sel).unwrap();
+        let b = tpml_bytes(&sel).unwrap();
         assert_eq!(
-            w.0,
+            b,
             [0, 0, 0, 2, 0, 0x0b, 3, 0x81, 0x00, 0x81, 0, 0x0c, 3, 0, 0, 0]
         );
-        let back = parse_pcr_selection(&mut R(&w.0)).unwrap();
-        assert_eq!(back, sel);
+        assert_eq!(from_tpml(&to_tpml(&sel).unwrap()), sel);
         let bad = [PcrSelection {
             hash_alg: 0x000b,
             pcrs: vec![24],
         }];
-        assert_eq!(
-            pcr_selection(&mut W::default(), &bad).unwrap_err().code(),
-            "TPM_ARGUMENT"
-        );
+        assert_eq!(to_tpml(&bad).unwrap_err().code(), "TPM_ARGUMENT");
+        let many: Vec<_> = (0..9)
+            .map(|_| PcrSelection {
+                hash_alg: 0x000b,
+                pcrs: vec![0],
+            })
+            .collect();
+        assert_eq!(to_tpml(&many).unwrap_err().code(), "TPM_ARGUMENT");
     }
 
     #[test]
-    fn command_header() {
-        let c = command(TPM_CC_PCR_EXTEND, &[16], &[password_auth()], &[1, 2]);
-        assert_eq!(&c[..2], &TPM_ST_SESSIONS.to_be_bytes());
+    fn command_frames() {
+        let extend = TpmPcrExtendCommand {
+            handles: [TpmHandle::new(16)],
+            digests: Default::default(),
+        };
+        let c = command("PCR_Extend", &extend, &[password_auth()]).unwrap();
         assert_eq!(
-            u32::from_be_bytes([c[2], c[3], c[4], c[5]]) as usize,
-            c.len()
+            c.as_slice(),
+            [
+                0x80, 0x02, 0, 0, 0, 31, 0, 0, 1, 0x82, // header
+                0, 0, 0, 16, // pcrHandle
+                0, 0, 0, 9, 0x40, 0, 0, 9, 0, 0, 0, 0, 0, // TPM_RS_PW, empty
+                0, 0, 0, 0, // no digests
+            ]
         );
-        assert_eq!(&c[6..10], &TPM_CC_PCR_EXTEND.to_be_bytes());
-        assert_eq!(&c[10..14], &16u32.to_be_bytes());
-        assert_eq!(&c[14..18], &9u32.to_be_bytes());
-        let c = command(TPM_CC_FLUSH_CONTEXT, &[], &[], &[0, 0, 0, 1]);
-        assert_eq!(c, [0x80, 1, 0, 0, 0, 14, 0, 0, 1, 0x65, 0, 0, 0, 1]);
+        let flush = TpmFlushContextCommand {
+            handles: [],
+            flush_handle: TpmHandle::new(0x8000_0001),
+        };
+        let c = command("FlushContext", &flush, &[]).unwrap();
+        assert_eq!(
+            c.as_slice(),
+            [0x80, 1, 0, 0, 0, 14, 0, 0, 1, 0x65, 0x80, 0, 0, 1]
+        );
+    }
+
+    /// A successful Quote response with sessions: parameterSize, a 3-byte
+    /// TPM2B_ATTEST, a NULL signature, then an empty response session.
+    fn quote_response(attest: &[u8]) -> Vec<u8> {
+        let mut params = (attest.len() as u16).to_be_bytes().to_vec();
+        params.extend_from_slice(attest);
+        params.extend_from_slice(&[0x00, 0x10]); // TPM_ALG_NULL signature
+        let mut r = vec![0x80, 0x02, 0, 0, 0, 0, 0, 0, 0, 0];
+        r.extend_from_slice(&(params.len() as u32).to_be_bytes());
+        r.extend_from_slice(&params);
+        r.extend_from_slice(&[0, 0, 1, 0, 0]);
+        let n = r.len() as u32;
+        r[2..6].copy_from_slice(&n.to_be_bytes());
+        r
+    }
+
+    /// A minimal TPMS_ATTEST of a quote: magic, TPM_ST_ATTEST_QUOTE, empty
+    /// signer name and extraData, clock info, firmware version, an empty
+    /// PCR selection and digest.
+    fn attest() -> Vec<u8> {
+        let mut a = vec![0xff, 0x54, 0x43, 0x47, 0x80, 0x18, 0, 0, 0, 0];
+        a.extend_from_slice(&[0; 17]); // clock, resetCount, restartCount, safe
+        a.extend_from_slice(&[0; 8]); // firmwareVersion
+        a.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // pcrSelect, pcrDigest
+        a
     }
 
     #[test]
     fn responses() {
-        // success, sessions, one handle, 3 parameter bytes, then an auth area
-        let mut ok = vec![0x80, 0x02, 0, 0, 0, 0, 0, 0, 0, 0];
-        ok.extend_from_slice(&[0x80, 0, 0, 1]);
-        ok.extend_from_slice(&[0, 0, 0, 3, 7, 8, 9]);
-        ok.extend_from_slice(&[0, 0, 1, 0, 0]);
-        let n = ok.len() as u32;
-        ok[2..6].copy_from_slice(&n.to_be_bytes());
-        let r = response("Test", &ok, 1).unwrap();
-        assert_eq!(r.handles, vec![0x8000_0001]);
-        assert_eq!(r.params, &[7, 8, 9]);
+        let ok = quote_response(&attest());
+        let q: TpmQuoteResponse = response("Quote", &ok).unwrap();
+        assert_eq!(q.signature.sig_alg, TpmAlgId::Null);
+        let p = parameters(&ok, 0).unwrap();
+        let raw = leading_tpm2b(p).unwrap();
+        assert_eq!(&raw[2..], attest().as_slice());
         // size field lies
         let mut bad = ok.clone();
         bad[5] ^= 1;
         assert_eq!(
-            response("Test", &bad, 1).unwrap_err().code(),
+            response::<TpmQuoteResponse>("Quote", &bad)
+                .unwrap_err()
+                .code(),
             "TPM_RESPONSE_MALFORMED"
         );
-        // truncated anywhere up to the end of the parameters (the
-        // response authorization area is not used)
-        for cut in 0..21 {
+        // truncated anywhere up to the end of the parameters (the response
+        // authorization area is not used: without sessions in it the frame
+        // is still whole)
+        for cut in 0..ok.len() - 5 {
             let mut t = ok[..cut].to_vec();
             if t.len() >= 6 {
                 let n = t.len() as u32;
                 t[2..6].copy_from_slice(&n.to_be_bytes());
             }
-            assert!(response("Test", &t, 1).is_err(), "cut {cut}");
+            assert!(
+                response::<TpmQuoteResponse>("Quote", &t).is_err(),
+                "cut {cut}"
+            );
         }
-        // error code
+        // trailing bytes inside the parameter area
+        let mut long = ok.clone();
+        long.insert(14 + 2 + attest().len() + 2, 0);
+        long[13] += 1;
+        long[5] += 1;
+        assert_eq!(
+            response::<TpmQuoteResponse>("Quote", &long)
+                .unwrap_err()
+                .code(),
+            "TPM_RESPONSE_MALFORMED"
+        );
+        // error codes, including one the protocol crate does not know
         let err = [0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x09, 0x9d];
-        let e = response("Unseal", &err, 0).unwrap_err();
+        let e = response::<TpmQuoteResponse>("Unseal", &err).unwrap_err();
         assert_eq!(e.code(), "TPM_POLICY_FAILED");
         let err = [0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x01, 0x01];
-        assert_eq!(response("Quote", &err, 0).unwrap_err().code(), "TPM_RC");
+        assert_eq!(
+            response::<TpmQuoteResponse>("Quote", &err)
+                .unwrap_err()
+                .code(),
+            "TPM_RC"
+        );
+        let vendor = [0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x0f, 0xff];
+        assert_eq!(
+            response::<TpmQuoteResponse>("Quote", &vendor)
+                .unwrap_err()
+                .code(),
+            "TPM_RC"
+        );
     }
 }
