@@ -985,6 +985,31 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// A lying TPM (or a corrupted blob) gets an error, never a panic:
+        /// arbitrary bytes, and arbitrary bytes behind a well-formed success
+        /// header, through every response parser the client uses.
+        #[test]
+        fn hostile_responses_are_errors(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600), sessions: bool) {
+            let mut framed = vec![0x80, if sessions { 2 } else { 1 }, 0, 0, 0, 0, 0, 0, 0, 0];
+            framed.extend_from_slice(&body);
+            let n = framed.len() as u32;
+            framed[2..6].copy_from_slice(&n.to_be_bytes());
+            for r in [&body, &framed] {
+                let _ = response::<TpmGetCapabilityResponse>("GetCapability", r);
+                let _ = response::<TpmPcrReadResponse>("PCR_Read", r);
+                let _ = response::<TpmCreatePrimaryResponse>("CreatePrimary", r);
+                let _ = response::<TpmCreateResponse>("Create", r);
+                let _ = response::<TpmLoadResponse>("Load", r);
+                let _ = response::<TpmQuoteResponse>("Quote", r);
+                let _ = response::<TpmStartAuthSessionResponse>("StartAuthSession", r);
+                let _ = unseal_data(r);
+                let _ = parameters(r, 1).and_then(leading_tpm2b);
+                let _ = SealedSeed::from_bytes(r);
+            }
+        }
+    }
+
     #[test]
     fn rc_classification() {
         assert_eq!(
