@@ -52,7 +52,19 @@ fn open_only(mode: &str, sealed: &Path, out: &Path, key_text: &str) {
     };
     let t = Instant::now();
     let mut r = File::open(sealed).expect("open sealed");
-    let mut w = File::create(out).expect("create out");
+    // --reuse-output: write into the previous run's output pages (no
+    // truncation, so no fresh pages), which isolates the pipeline from the
+    // cost of the kernel (and, in a VM, the host) providing fresh memory.
+    let mut w = if std::env::var_os(REUSE).is_some() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(out)
+            .expect("open out")
+    } else {
+        File::create(out).expect("create out")
+    };
     let s = open_stream(
         &key,
         &mut r,
@@ -78,6 +90,9 @@ fn open_only(mode: &str, sealed: &Path, out: &Path, key_text: &str) {
         hex::encode(d)
     );
 }
+
+/// Set (for the child processes too) by `--reuse-output`.
+const REUSE: &str = "TL_OPEN_BENCH_REUSE_OUTPUT";
 
 fn gen_plaintext(path: &Path, size: u64) {
     let mut w = BufWriter::with_capacity(1 << 20, File::create(path).unwrap());
@@ -155,7 +170,9 @@ fn run_open(mode: &str, sealed: &Path, out: &Path, key: &str) -> Run {
             .find_map(|f| f.strip_prefix(k).map(str::to_string))
             .unwrap()
     };
-    let _ = std::fs::remove_file(out);
+    if std::env::var_os(REUSE).is_none() {
+        let _ = std::fs::remove_file(out);
+    }
     Run {
         wall,
         inner: field("secs=").parse().unwrap(),
@@ -181,6 +198,8 @@ fn main() {
             "--dir" => dir = PathBuf::from(it.next().unwrap()),
             "--reps" => reps = it.next().unwrap().parse().unwrap(),
             "--work-tmpfs" => work_tmpfs = true,
+            // Set before any thread or child process starts.
+            "--reuse-output" => std::env::set_var(REUSE, "1"),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -321,6 +340,9 @@ fn main() {
         dir.display(),
         if mounted.is_some() { " (a tmpfs mounted like the loader's work area: huge=always)" } else { "" }
     );
+    if std::env::var_os(REUSE).is_some() {
+        println!("--reuse-output: each open overwrites the previous output in place (no fresh pages; not what the loader does)");
+    }
     println!();
     println!("Rows without \"cold\": the second of two back-to-back opens (see the source).");
     println!("| {gib:.0} GiB | median wall (s) | GiB/s | vs openssl (median) | best wall (s) | vs openssl (best) | peak RSS (MiB) |");
