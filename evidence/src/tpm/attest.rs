@@ -155,6 +155,11 @@ impl TpmsAttest {
             return Err(malformed("type is not TPM_ST_ATTEST_QUOTE"));
         }
         let qualified_signer = r.tpm2b("qualifiedSigner")?.to_vec();
+        // A TPM2B_NAME: a handle, or a hash algorithm and a digest of at
+        // most 64 bytes.
+        if qualified_signer.len() > 2 + 64 {
+            return Err(malformed("qualifiedSigner longer than a TPM2B_NAME"));
+        }
         let extra_data = r.tpm2b("extraData")?.to_vec();
         if extra_data.len() > MAX_EXTRA_DATA {
             return Err(malformed("extraData longer than 64 bytes"));
@@ -177,6 +182,11 @@ impl TpmsAttest {
         let mut pcr_select = Vec::new();
         for _ in 0..count {
             let hash_alg = r.u16("pcrSelect hash")?;
+            if hash_alg_name(hash_alg).is_none() {
+                return Err(malformed(
+                    "pcrSelect names a bank that is not SHA-1 or SHA-2",
+                ));
+            }
             let n = r.u8("sizeofSelect")? as usize;
             let bits = r.take(n, "pcrSelect")?;
             let pcrs = bits
