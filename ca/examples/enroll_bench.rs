@@ -17,7 +17,7 @@ use tl_ca::issuance_policy::IssuancePolicy;
 use tl_ca::server::{self, ServerConfig};
 use tl_ca::SimAwareVerifier;
 use tl_evidence::binding::Binding;
-use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle, BUNDLE_VERSION};
+use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle};
 use tl_evidence::sim::{SimMeasurements, SimTee};
 use tl_evidence::verify::TrustAnchors;
 
@@ -28,16 +28,11 @@ fn request(sim: &SimTee, nonce: &[u8]) -> Result<Value, BoxError> {
     let csr = rcgen::CertificateParams::default().serialize_request(&kp)?;
     let mut enc = [0u8; 32];
     aws_lc_rs::rand::fill(&mut enc).map_err(|_| "rng")?;
-    let mut bundle = EvidenceBundle {
-        version: BUNDLE_VERSION,
-        cpu: CpuEvidence {
-            kind: CpuEvidenceKind::TdxQuote,
-            quote: vec![],
-            certificates: vec![],
-        },
-        gpus: vec![],
-        tpm: None,
-    };
+    let mut bundle = EvidenceBundle::new(CpuEvidence {
+        kind: CpuEvidenceKind::TdxQuote,
+        quote: vec![],
+        certificates: vec![],
+    });
     let rd = Binding {
         nonce,
         signing_public_key: &kp.public_key_der(),

@@ -377,7 +377,7 @@ impl<V: EvidenceVerifier> EvidenceVerifier for AmdCrlVerifier<V> {
 mod tests {
     use super::*;
     use crate::SimAwareVerifier;
-    use tl_evidence::bundle::{CpuEvidence, BUNDLE_VERSION};
+    use tl_evidence::bundle::CpuEvidence;
     use tl_evidence::claims::TeeKind;
     use tl_evidence::verify::TrustAnchors;
 
@@ -397,16 +397,11 @@ mod tests {
     const T_2025: u64 = 1_748_736_000;
 
     fn bundle(report: Vec<u8>, certs: Vec<Vec<u8>>) -> EvidenceBundle {
-        EvidenceBundle {
-            version: BUNDLE_VERSION,
-            cpu: CpuEvidence {
-                kind: CpuEvidenceKind::SnpReport,
-                quote: report,
-                certificates: certs,
-            },
-            gpus: vec![],
-            tpm: None,
-        }
+        EvidenceBundle::new(CpuEvidence {
+            kind: CpuEvidenceKind::SnpReport,
+            quote: report,
+            certificates: certs,
+        })
     }
 
     fn verifier(dir: &Path) -> VcekCachingVerifier<SimAwareVerifier> {

@@ -13,7 +13,7 @@ use tl_ca::collateral::{load_collateral_dir, read_collateral};
 use tl_ca::issuance_policy::IssuancePolicy;
 use tl_ca::server::ServerConfig;
 use tl_ca::{DcapVerifier, EvidenceVerifier, SimAwareVerifier};
-use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle, BUNDLE_VERSION};
+use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle};
 use tl_evidence::sim::{SimCollateralOptions, SimTee};
 use tl_evidence::verify::TrustAnchors;
 use tl_evidence::TcbStatus;
@@ -29,16 +29,11 @@ fn data(rel: &str) -> PathBuf {
 }
 
 fn tdx_bundle(quote: Vec<u8>) -> EvidenceBundle {
-    EvidenceBundle {
-        version: BUNDLE_VERSION,
-        cpu: CpuEvidence {
-            kind: CpuEvidenceKind::TdxQuote,
-            quote,
-            certificates: vec![],
-        },
-        gpus: vec![],
-        tpm: None,
-    }
+    EvidenceBundle::new(CpuEvidence {
+        kind: CpuEvidenceKind::TdxQuote,
+        quote,
+        certificates: vec![],
+    })
 }
 
 fn copy_into(dir: &Path, rel: &str, name: &str) {

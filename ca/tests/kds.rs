@@ -13,7 +13,7 @@ use tl_ca::vcek_cache::{
     load_amd_crl_dir, AmdCrlVerifier, AmdCrls, VcekCache, VcekCachingVerifier,
 };
 use tl_ca::{EvidenceVerifier, SimAwareVerifier};
-use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle, BUNDLE_VERSION};
+use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle};
 use tl_evidence::sim::{SimSnpMeasurements, SimTee};
 use tl_evidence::snp::Product;
 use tl_evidence::verify::TrustAnchors;
@@ -61,16 +61,11 @@ fn client(m: &MockKds) -> KdsClient {
 }
 
 fn bundle(report: Vec<u8>, certs: Vec<Vec<u8>>) -> EvidenceBundle {
-    EvidenceBundle {
-        version: BUNDLE_VERSION,
-        cpu: CpuEvidence {
-            kind: CpuEvidenceKind::SnpReport,
-            quote: report,
-            certificates: certs,
-        },
-        gpus: vec![],
-        tpm: None,
-    }
+    EvidenceBundle::new(CpuEvidence {
+        kind: CpuEvidenceKind::SnpReport,
+        quote: report,
+        certificates: certs,
+    })
 }
 
 fn dir_is_empty(d: &Path) -> bool {

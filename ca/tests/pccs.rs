@@ -14,7 +14,7 @@ use std::time::Duration;
 use mock_https::{MockHttps, Route};
 use tl_ca::kds::KdsClient;
 use tl_ca::pccs::{fetch_collateral, CollateralRequest, PckCa};
-use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle, BUNDLE_VERSION};
+use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle};
 use tl_evidence::dcap::DcapTee;
 use tl_evidence::verify::{verify_bundle, Collateral, TrustAnchors, VerifyOptions};
 
@@ -123,16 +123,11 @@ fn fetched_collateral_installs_where_the_ca_loads_it_and_the_quote_verifies() {
     let col = tl_ca::collateral::read_collateral(&dir).unwrap();
     assert_eq!(col.fmspc(), FMSPC);
     // The real quote verifies with it: UpToDate, as its source says.
-    let bundle = EvidenceBundle {
-        version: BUNDLE_VERSION,
-        cpu: CpuEvidence {
-            kind: CpuEvidenceKind::TdxQuote,
-            quote: read("tdx_quote"),
-            certificates: vec![],
-        },
-        gpus: vec![],
-        tpm: None,
-    };
+    let bundle = EvidenceBundle::new(CpuEvidence {
+        kind: CpuEvidenceKind::TdxQuote,
+        quote: read("tdx_quote"),
+        certificates: vec![],
+    });
     let mut opts = VerifyOptions::new(
         T,
         TrustAnchors::intel(tl_evidence::INTEL_SGX_ROOT_CA_DER.to_vec()),

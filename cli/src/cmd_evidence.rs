@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context as _};
 use serde::Serialize;
 use tl_evidence::accept::{parse_tcb_status, AcceptPolicy, Rejection};
-use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle, BUNDLE_VERSION};
+use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle};
 use tl_evidence::dcap::sgx::{verify_sgx_quote, TEE_TYPE_SGX};
 use tl_evidence::dcap::time::{format_rfc3339_utc, parse_rfc3339_utc};
 use tl_evidence::dcap::{CollateralParts, TdxCollateral};
@@ -827,16 +827,11 @@ fn detect(raw: &[u8]) -> anyhow::Result<Evidence> {
         raw.to_vec()
     };
     if looks_like_snp_report(&quote) {
-        return Ok(Evidence::Snp(EvidenceBundle {
-            version: BUNDLE_VERSION,
-            cpu: CpuEvidence {
-                kind: CpuEvidenceKind::SnpReport,
-                quote,
-                certificates: vec![],
-            },
-            gpus: vec![],
-            tpm: None,
-        }));
+        return Ok(Evidence::Snp(EvidenceBundle::new(CpuEvidence {
+            kind: CpuEvidenceKind::SnpReport,
+            quote,
+            certificates: vec![],
+        })));
     }
     let tee = quote
         .get(4..8)
@@ -846,16 +841,11 @@ fn detect(raw: &[u8]) -> anyhow::Result<Evidence> {
     if tee == TEE_TYPE_SGX {
         return Ok(Evidence::Sgx(quote));
     }
-    Ok(Evidence::Tdx(EvidenceBundle {
-        version: BUNDLE_VERSION,
-        cpu: CpuEvidence {
-            kind: CpuEvidenceKind::TdxQuote,
-            quote,
-            certificates: vec![],
-        },
-        gpus: vec![],
-        tpm: None,
-    }))
+    Ok(Evidence::Tdx(EvidenceBundle::new(CpuEvidence {
+        kind: CpuEvidenceKind::TdxQuote,
+        quote,
+        certificates: vec![],
+    })))
 }
 
 /// An SEV-SNP report (1184 bytes, maybe a certificate table after it): a
@@ -1132,16 +1122,11 @@ mod tests {
         assert!(r.ok, "{:?} {:?}", r.code, r.error);
 
         // Bundle JSON of kind snp-report with its chain.
-        let bundle = EvidenceBundle {
-            version: BUNDLE_VERSION,
-            cpu: CpuEvidence {
-                kind: CpuEvidenceKind::SnpReport,
-                quote: report.clone(),
-                certificates: vec![vcek.clone()],
-            },
-            gpus: vec![],
-            tpm: None,
-        };
+        let bundle = EvidenceBundle::new(CpuEvidence {
+            kind: CpuEvidenceKind::SnpReport,
+            quote: report.clone(),
+            certificates: vec![vcek.clone()],
+        });
         let r = evaluate(&at(tmp_file(&dir, "b.json", &bundle.to_json()))).expect("runs");
         assert!(r.ok, "{:?} {:?}", r.code, r.error);
         assert_eq!(r.evidence, "snp-report");

@@ -3,7 +3,7 @@
 //! once and shared, as a CA caching collateral per FMSPC does.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle, BUNDLE_VERSION};
+use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle};
 use tl_evidence::verify::{verify_bundle, Collateral, TrustAnchors, VerifyOptions};
 use tl_evidence::{TcbStatus, TdxCollateral, INTEL_SGX_ROOT_CA_DER};
 
@@ -13,16 +13,11 @@ fn data(rel: &str) -> Vec<u8> {
 }
 
 fn bench(c: &mut Criterion) {
-    let bundle = EvidenceBundle {
-        version: BUNDLE_VERSION,
-        cpu: CpuEvidence {
-            kind: CpuEvidenceKind::TdxQuote,
-            quote: data("tdx/dcap-qvl/tdx_quote"),
-            certificates: vec![],
-        },
-        gpus: vec![],
-        tpm: None,
-    };
+    let bundle = EvidenceBundle::new(CpuEvidence {
+        kind: CpuEvidenceKind::TdxQuote,
+        quote: data("tdx/dcap-qvl/tdx_quote"),
+        certificates: vec![],
+    });
     let raw_col = data("tdx/dcap-qvl/tdx_quote_collateral.json");
     let col = Collateral::tdx(TdxCollateral::from_json(&raw_col).expect("collateral"));
     let opts = VerifyOptions {

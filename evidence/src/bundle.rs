@@ -92,6 +92,17 @@ pub struct TpmEvidence {
 }
 
 impl EvidenceBundle {
+    /// A bundle of the current version with `cpu` evidence only (no GPU
+    /// reports, no vTPM quote); set the others with struct update syntax.
+    pub fn new(cpu: CpuEvidence) -> Self {
+        EvidenceBundle {
+            version: BUNDLE_VERSION,
+            cpu,
+            gpus: Vec::new(),
+            tpm: None,
+        }
+    }
+
     /// The digest of all GPU evidence that the CPU report data binds
     /// ([`binding::gpu_evidence_digest`] over each GPU's report, in bundle order).
     pub fn gpu_evidence_digest(&self) -> [u8; 32] {
@@ -159,16 +170,11 @@ mod tests {
 
     #[test]
     fn json_round_trip_and_digest_covers_gpus() {
-        let mut b = EvidenceBundle {
-            version: BUNDLE_VERSION,
-            cpu: CpuEvidence {
-                kind: CpuEvidenceKind::TdxQuote,
-                quote: vec![1, 2, 3],
-                certificates: vec![],
-            },
-            gpus: vec![],
-            tpm: None,
-        };
+        let mut b = EvidenceBundle::new(CpuEvidence {
+            kind: CpuEvidenceKind::TdxQuote,
+            quote: vec![1, 2, 3],
+            certificates: vec![],
+        });
         let back: EvidenceBundle = serde_json::from_slice(&b.to_json()).expect("round trip");
         assert_eq!(back, b);
         let (d0, g0) = (b.digest(), b.gpu_evidence_digest());

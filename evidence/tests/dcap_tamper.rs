@@ -2,7 +2,7 @@
 //! own reason code. Test data is read at run time; a missing file fails.
 
 use serde_json::Value;
-use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle, BUNDLE_VERSION};
+use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle};
 use tl_evidence::dcap::TdxCollateral;
 use tl_evidence::tdx::verify::verify_quote_signatures;
 use tl_evidence::verify::{tdx_claims, verify_bundle, Collateral, TrustAnchors, VerifyOptions};
@@ -28,16 +28,11 @@ fn run(j: &Value) -> Result<TcbStatus, EvidenceError> {
         expected_nonce: None,
         gpu_anchors: tl_evidence::nvidia::GpuAnchors::nvidia(),
     };
-    let b = EvidenceBundle {
-        version: BUNDLE_VERSION,
-        cpu: CpuEvidence {
-            kind: CpuEvidenceKind::TdxQuote,
-            quote: data("tdx/dcap-qvl/tdx_quote"),
-            certificates: vec![],
-        },
-        gpus: vec![],
-        tpm: None,
-    };
+    let b = EvidenceBundle::new(CpuEvidence {
+        kind: CpuEvidenceKind::TdxQuote,
+        quote: data("tdx/dcap-qvl/tdx_quote"),
+        certificates: vec![],
+    });
     verify_bundle(&b, &opts).map(|v| v.claims.tcb_status)
 }
 

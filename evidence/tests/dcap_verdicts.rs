@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle, BUNDLE_VERSION};
+use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle};
 use tl_evidence::dcap::{CollateralParts, TdxCollateral};
 use tl_evidence::verify::{verify_bundle, Collateral, TrustAnchors, VerifyOptions};
 use tl_evidence::{AcceptPolicy, EvidenceError, TcbStatus, INTEL_SGX_ROOT_CA_DER};
@@ -23,16 +23,11 @@ fn data(rel: &str) -> Vec<u8> {
 }
 
 fn bundle(quote: Vec<u8>) -> EvidenceBundle {
-    EvidenceBundle {
-        version: BUNDLE_VERSION,
-        cpu: CpuEvidence {
-            kind: CpuEvidenceKind::TdxQuote,
-            quote,
-            certificates: vec![],
-        },
-        gpus: vec![],
-        tpm: None,
-    }
+    EvidenceBundle::new(CpuEvidence {
+        kind: CpuEvidenceKind::TdxQuote,
+        quote,
+        certificates: vec![],
+    })
 }
 
 fn verify(

@@ -6,9 +6,7 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P384_SHA384_FIXED_SIGNING};
 use rcgen::{BasicConstraints, CertificateParams, CustomExtension, IsCa, KeyPair, KeyUsagePurpose};
 use tl_evidence::binding::{gpu_evidence_digest, gpu_nonce, Binding};
-use tl_evidence::bundle::{
-    CpuEvidence, CpuEvidenceKind, EvidenceBundle, GpuEvidence, BUNDLE_VERSION,
-};
+use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle, GpuEvidence};
 use tl_evidence::nvidia::spdm::opaque_type as ot;
 use tl_evidence::nvidia::GpuAnchors;
 use tl_evidence::sim::{SimMeasurements, SimTee};
@@ -127,14 +125,12 @@ impl Setup {
         let digest = gpu_evidence_digest(gpus.iter().map(|g| g.report.as_slice()));
         let rd = binding(digest).report_data();
         let b = EvidenceBundle {
-            version: BUNDLE_VERSION,
-            cpu: CpuEvidence {
+            gpus,
+            ..EvidenceBundle::new(CpuEvidence {
                 kind: CpuEvidenceKind::TdxQuote,
                 quote: self.sim.tdx_quote(&rd, &SimMeasurements::default()),
                 certificates: vec![],
-            },
-            gpus,
-            tpm: None,
+            })
         };
         (b, digest)
     }

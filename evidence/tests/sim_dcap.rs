@@ -3,7 +3,7 @@
 //! as Intel's, anchored at the simulated root.
 
 use tl_evidence::accept::AcceptPolicy;
-use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle, BUNDLE_VERSION};
+use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle};
 use tl_evidence::claims::TcbStatus;
 use tl_evidence::sim::{
     SimCollateralOptions, SimMeasurements, SimTee, SIM_CPU_SVN_COMPONENTS, SIM_FMSPC, SIM_PCE_ID,
@@ -16,16 +16,11 @@ const SEED: [u8; 32] = [7u8; 32];
 const NOW: u64 = 1_760_000_000;
 
 fn bundle(sim: &SimTee, m: &SimMeasurements) -> EvidenceBundle {
-    EvidenceBundle {
-        version: BUNDLE_VERSION,
-        cpu: CpuEvidence {
-            kind: CpuEvidenceKind::TdxQuote,
-            quote: sim.tdx_quote(&[0x42; 64], m),
-            certificates: vec![],
-        },
-        gpus: vec![],
-        tpm: None,
-    }
+    EvidenceBundle::new(CpuEvidence {
+        kind: CpuEvidenceKind::TdxQuote,
+        quote: sim.tdx_quote(&[0x42; 64], m),
+        certificates: vec![],
+    })
 }
 
 fn verify_with(sim: &SimTee, col: Option<TdxCollateral>) -> Result<VerifiedEvidence, String> {

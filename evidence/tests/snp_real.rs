@@ -1,7 +1,7 @@
 //! SEV-SNP reports from real machines (shared test data, see MANIFEST.md),
 //! verified with the AMD roots shipped in `roots/amd/`.
 
-use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle, BUNDLE_VERSION};
+use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle};
 use tl_evidence::claims::{TcbStatus, TeeKind};
 use tl_evidence::snp::certs::AmdCert;
 use tl_evidence::snp::report::{
@@ -200,16 +200,11 @@ fn every_real_report_verifies_with_manifest_fields() {
         let mut full = c.chain.clone();
         full.push(signer.der().to_vec());
         full.push(roots.ark.der().to_vec());
-        let bundle = EvidenceBundle {
-            version: BUNDLE_VERSION,
-            cpu: CpuEvidence {
-                kind: CpuEvidenceKind::SnpReport,
-                quote: c.report.clone(),
-                certificates: full.clone(),
-            },
-            gpus: vec![],
-            tpm: None,
-        };
+        let bundle = EvidenceBundle::new(CpuEvidence {
+            kind: CpuEvidenceKind::SnpReport,
+            quote: c.report.clone(),
+            certificates: full.clone(),
+        });
         let ve = verify_bundle(&bundle, &VerifyOptions::new(c.now, none()))
             .unwrap_or_else(|e| panic!("{}: {e}", c.name));
         assert_eq!(ve.claims.tee, TeeKind::SevSnp);

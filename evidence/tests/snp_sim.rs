@@ -1,7 +1,7 @@
 //! The simulated SEV-SNP platform: round trips through the real verifier,
 //! tampering, trust-anchor gating, extension errors and CRLs.
 
-use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle, BUNDLE_VERSION};
+use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle};
 use tl_evidence::claims::{TcbStatus, TeeKind};
 use tl_evidence::snp::report::{build_cert_table, offset, CertKind, SIGNED_LEN};
 use tl_evidence::snp::verify_snp_evidence;
@@ -19,16 +19,11 @@ fn anchors(t: &SimTee) -> TrustAnchors {
 }
 
 fn bundle(report: Vec<u8>, chain: Vec<Vec<u8>>) -> EvidenceBundle {
-    EvidenceBundle {
-        version: BUNDLE_VERSION,
-        cpu: CpuEvidence {
-            kind: CpuEvidenceKind::SnpReport,
-            quote: report,
-            certificates: chain,
-        },
-        gpus: vec![],
-        tpm: None,
-    }
+    EvidenceBundle::new(CpuEvidence {
+        kind: CpuEvidenceKind::SnpReport,
+        quote: report,
+        certificates: chain,
+    })
 }
 
 #[test]

@@ -87,16 +87,11 @@ fn real_quotes_verify_signatures_and_chain() {
 
 #[test]
 fn real_quote_without_collateral_is_refused() {
-    let b = tl_evidence::bundle::EvidenceBundle {
-        version: tl_evidence::bundle::BUNDLE_VERSION,
-        cpu: tl_evidence::bundle::CpuEvidence {
-            kind: tl_evidence::bundle::CpuEvidenceKind::TdxQuote,
-            quote: data("tdx/dcap-qvl/tdx_quote"),
-            certificates: vec![],
-        },
-        gpus: vec![],
-        tpm: None,
-    };
+    let b = tl_evidence::bundle::EvidenceBundle::new(tl_evidence::bundle::CpuEvidence {
+        kind: tl_evidence::bundle::CpuEvidenceKind::TdxQuote,
+        quote: data("tdx/dcap-qvl/tdx_quote"),
+        certificates: vec![],
+    });
     let e = verify_bundle(&b, &VerifyOptions::new(1_752_919_234, intel()))
         .expect_err("must be rejected");
     assert_eq!(e.code(), "EVIDENCE_COLLATERAL_MISSING");

@@ -1,6 +1,6 @@
 //! The simulated TEE's quotes through the real verifier.
 
-use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle, BUNDLE_VERSION};
+use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle};
 use tl_evidence::claims::{TcbStatus, TeeKind};
 use tl_evidence::sim::{SimMeasurements, SimTee, SIM_NOT_AFTER_UNIX, SIM_NOT_BEFORE_UNIX};
 use tl_evidence::tdx::{Quote, HEADER_LEN, TD10_BODY_LEN};
@@ -10,16 +10,11 @@ const SEED: [u8; 32] = [7u8; 32];
 const NOW: u64 = 1_760_000_000; // 2025-10-09
 
 fn bundle(quote: Vec<u8>) -> EvidenceBundle {
-    EvidenceBundle {
-        version: BUNDLE_VERSION,
-        cpu: CpuEvidence {
-            kind: CpuEvidenceKind::TdxQuote,
-            quote,
-            certificates: vec![],
-        },
-        gpus: vec![],
-        tpm: None,
-    }
+    EvidenceBundle::new(CpuEvidence {
+        kind: CpuEvidenceKind::TdxQuote,
+        quote,
+        certificates: vec![],
+    })
 }
 
 fn sim_opts(sim: &SimTee) -> VerifyOptions {

@@ -9,9 +9,7 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_FIXED_SIGNING};
 use sha2::{Digest, Sha256};
 use tl_evidence::binding::{gpu_evidence_digest, tpm_ak_digest, Binding};
-use tl_evidence::bundle::{
-    CpuEvidence, CpuEvidenceKind, EvidenceBundle, TpmEvidence, BUNDLE_VERSION,
-};
+use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle, TpmEvidence};
 use tl_evidence::sim::{SimMeasurements, SimTee};
 use tl_evidence::tpm::attest::TPM_ALG_SHA256;
 use tl_evidence::tpm::TpmQuoteEvidence;
@@ -161,17 +159,15 @@ impl Case {
             .collect(),
         };
         EvidenceBundle {
-            version: BUNDLE_VERSION,
-            cpu: CpuEvidence {
-                kind: CpuEvidenceKind::TdxQuote,
-                quote: self.sim.tdx_quote(&rd, &SimMeasurements::default()),
-                certificates: vec![],
-            },
-            gpus: vec![],
             tpm: Some(TpmEvidence {
                 quote: ev.to_json(),
                 event_log: log.to_vec(),
             }),
+            ..EvidenceBundle::new(CpuEvidence {
+                kind: CpuEvidenceKind::TdxQuote,
+                quote: self.sim.tdx_quote(&rd, &SimMeasurements::default()),
+                certificates: vec![],
+            })
         }
     }
 

@@ -404,20 +404,17 @@ fn trustee_evidence() -> tl_evidence::tpm::TpmQuoteEvidence {
 
 #[test]
 fn trustee_tpm_evidence_through_verify_bundle() {
-    use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle, BUNDLE_VERSION};
+    use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle};
     use tl_evidence::{verify_bundle, TrustAnchors, VerifyOptions};
     let ev = trustee_evidence();
     let attest = TpmsAttest::parse(&ev.attest).expect("attest");
     assert_eq!(attest.extra_data.len(), 64);
-    let bundle = |ev: &tl_evidence::tpm::TpmQuoteEvidence| EvidenceBundle {
-        version: BUNDLE_VERSION,
-        cpu: CpuEvidence {
+    let bundle = |ev: &tl_evidence::tpm::TpmQuoteEvidence| {
+        EvidenceBundle::new(CpuEvidence {
             kind: CpuEvidenceKind::TpmQuote,
             quote: ev.to_json(),
             certificates: vec![],
-        },
-        gpus: vec![],
-        tpm: None,
+        })
     };
     // Without a pinned AK or an AK root: untrusted, never accepted silently.
     let e = verify_bundle(

@@ -7,7 +7,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
 };
 use sha2::{Digest, Sha256};
-use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle, BUNDLE_VERSION};
+use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle};
 use tl_evidence::tpm::attest::TPM_ALG_SHA256;
 use tl_evidence::tpm::{
     verify_quote, AkTrust, CertifiedAk, PcrValues, TpmQuoteEvidence, TpmSignature, TpmsAttest,
@@ -112,15 +112,12 @@ fn certified_ecdsa_ak_quote_verifies() {
         .into_iter()
         .collect(),
     };
-    let bundle = |certs: Vec<Vec<u8>>| EvidenceBundle {
-        version: BUNDLE_VERSION,
-        cpu: CpuEvidence {
+    let bundle = |certs: Vec<Vec<u8>>| {
+        EvidenceBundle::new(CpuEvidence {
             kind: CpuEvidenceKind::TpmQuote,
             quote: ev.to_json(),
             certificates: certs,
-        },
-        gpus: vec![],
-        tpm: None,
+        })
     };
     let anchors = TrustAnchors {
         tpm_ak_root_der: Some(f.root_der.clone()),

@@ -18,7 +18,13 @@ fuzz_target!(|data: &[u8]| {
         let (attest, rest) = (&data[2..2 + a], rest);
         let (sig, ak) = rest.split_at(s);
         if let Ok(k) = parse_ak(ak) {
-            let _ = verify_quote(attest, sig, &PcrValues::new(), Some(&AkTrust::Pinned(k)), &[]);
+            let _ = verify_quote(
+                attest,
+                sig,
+                &PcrValues::new(),
+                Some(&AkTrust::Pinned(k)),
+                &[],
+            );
         }
     }
     if let Ok(ev) = tl_evidence::tpm::TpmQuoteEvidence::from_json(data) {

@@ -20,7 +20,7 @@ use base64::{engine::general_purpose::STANDARD, Engine};
 use tl_ca::report::{ComponentRecord, ExitStatus, OrderRef, OutputRecord, RunReport, Timestamp};
 use tl_ca::server::EnrollRequest;
 use tl_evidence::binding::Binding;
-use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle, BUNDLE_VERSION};
+use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle};
 use tl_policy::{appraise, AppraisalContext, ObservedComponent, SignedOrder, VerifiedOrder};
 use tl_seal::digest::DigestSet;
 use tl_seal::grant::{open_grant, GrantContext, RecipientPublicKey};
@@ -311,10 +311,9 @@ pub fn run(
         check_ccel(cfg, &cpu.quote, ctx, progress)?;
     }
     let bundle = EvidenceBundle {
-        version: BUNDLE_VERSION,
-        cpu,
         gpus: bundle_gpus,
         tpm: tpm_evidence,
+        ..EvidenceBundle::new(cpu)
     };
     progress(
         "evidence",

@@ -9,7 +9,7 @@ use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::time::Duration;
 
-use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle, BUNDLE_VERSION};
+use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle};
 use tl_evidence::sim::{SimMeasurements, SimTee};
 use tl_evidence::verify::{verify_bundle, TrustAnchors, VerifyOptions};
 use tl_loader::qgs::{
@@ -97,16 +97,11 @@ fn an_honest_qgs_quote_verifies_and_binds_the_report_data() {
     let d = tempfile::tempdir().unwrap();
     let (sim, r) = run(d.path(), Behaviour::Honest);
     let quote = r.unwrap();
-    let bundle = EvidenceBundle {
-        version: BUNDLE_VERSION,
-        cpu: CpuEvidence {
-            kind: CpuEvidenceKind::TdxQuote,
-            quote,
-            certificates: vec![],
-        },
-        gpus: vec![],
-        tpm: None,
-    };
+    let bundle = EvidenceBundle::new(CpuEvidence {
+        kind: CpuEvidenceKind::TdxQuote,
+        quote,
+        certificates: vec![],
+    });
     let v = verify_bundle(
         &bundle,
         &VerifyOptions::new(

@@ -355,7 +355,7 @@ fn a_fresh_tpm_cannot_unseal_another_tpms_seed() {
 #[test]
 fn a_tpm_bundle_verifies_with_its_binding() {
     use tl_evidence::binding::Binding;
-    use tl_evidence::bundle::{EvidenceBundle, BUNDLE_VERSION};
+    use tl_evidence::bundle::EvidenceBundle;
     use tl_evidence::{verify_bundle, TrustAnchors, VerifyOptions};
 
     let sw = Swtpm::start();
@@ -371,12 +371,7 @@ fn a_tpm_bundle_verifies_with_its_binding() {
     let rd = binding.report_data();
     let sel = sha256_sel(&[0, 7, 16]);
     let ev = tpm.quote_evidence(&ak, &rd, &sel).unwrap();
-    let bundle = EvidenceBundle {
-        version: BUNDLE_VERSION,
-        cpu: tl_loader::tpm::cpu_evidence(&ev, vec![]),
-        gpus: vec![],
-        tpm: None,
-    };
+    let bundle = EvidenceBundle::new(tl_loader::tpm::cpu_evidence(&ev, vec![]));
     let pinned = TrustAnchors {
         tpm_pinned_aks: vec![ak.public.clone()],
         ..TrustAnchors::default()

@@ -7,10 +7,13 @@
 
 use std::time::Instant;
 
-use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle, BUNDLE_VERSION};
+use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle};
 use tl_evidence::verify::{verify_bundle, Collateral, TrustAnchors, VerifyOptions};
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata/tdx/dcap-qvl/");
+const DATA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/testdata/tdx/dcap-qvl/"
+);
 /// MANIFEST.md: the dcap-qvl sample verifies at 2025-07-19T10:00:34Z.
 const T: u64 = 1_752_919_234;
 
@@ -26,16 +29,11 @@ fn main() {
     let quote = std::fs::read(format!("{DATA}tdx_quote")).expect("tdx_quote");
     let col_json = std::fs::read(format!("{DATA}tdx_quote_collateral.json")).expect("collateral");
 
-    let bundle = EvidenceBundle {
-        version: BUNDLE_VERSION,
-        cpu: CpuEvidence {
-            kind: CpuEvidenceKind::TdxQuote,
-            quote: quote.clone(),
-            certificates: vec![],
-        },
-        gpus: vec![],
-        tpm: None,
-    };
+    let bundle = EvidenceBundle::new(CpuEvidence {
+        kind: CpuEvidenceKind::TdxQuote,
+        quote: quote.clone(),
+        certificates: vec![],
+    });
     let anchors = TrustAnchors::intel(tl_evidence::INTEL_SGX_ROOT_CA_DER.to_vec());
     let parsed = tl_evidence::dcap::TdxCollateral::from_json(&col_json).expect("collateral parses");
     let mut cached = VerifyOptions::new(T, anchors.clone());

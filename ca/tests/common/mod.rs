@@ -14,7 +14,7 @@ use tl_ca::issuance_policy::IssuancePolicy;
 use tl_ca::server::{self, Clock, ServerConfig, ServerHandle};
 use tl_ca::SimAwareVerifier;
 use tl_evidence::binding::Binding;
-use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle, BUNDLE_VERSION};
+use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle};
 use tl_evidence::sim::{SimMeasurements, SimTee};
 use tl_evidence::verify::TrustAnchors;
 
@@ -168,16 +168,11 @@ impl Loader {
         enc: &[u8; 32],
         m: &SimMeasurements,
     ) -> EvidenceBundle {
-        let mut bundle = EvidenceBundle {
-            version: BUNDLE_VERSION,
-            cpu: CpuEvidence {
-                kind: CpuEvidenceKind::TdxQuote,
-                quote: vec![],
-                certificates: vec![],
-            },
-            gpus: vec![],
-            tpm: None,
-        };
+        let mut bundle = EvidenceBundle::new(CpuEvidence {
+            kind: CpuEvidenceKind::TdxQuote,
+            quote: vec![],
+            certificates: vec![],
+        });
         let rd = Binding {
             nonce,
             signing_public_key: spki,

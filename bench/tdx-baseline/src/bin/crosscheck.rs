@@ -10,7 +10,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle, BUNDLE_VERSION};
+use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle};
 use tl_evidence::dcap::TdxCollateral;
 use tl_evidence::verify::{verify_bundle, Collateral, TrustAnchors, VerifyOptions};
 
@@ -40,13 +40,62 @@ struct Case {
 }
 
 const CASES: &[Case] = &[
-    Case { name: "dcap-qvl tdx_quote", quote: "dcap-qvl/tdx_quote", collateral: "dcap-qvl/tdx_quote_collateral.json", now: 1_752_919_234, sgx: false, expected: Some("UpToDate") },
-    Case { name: "dcap-qvl tdx_quote_outdated", quote: "dcap-qvl/tdx_quote_outdated", collateral: "dcap-qvl/tdx_quote_outdated_collateral.json", now: 1_774_003_274, sgx: false, expected: None },
-    Case { name: "dcap-qvl near_quote", quote: "dcap-qvl/near_quote_hex.txt", collateral: "dcap-qvl/near_quote_collateral.json", now: 1_759_276_800, sgx: false, expected: Some("UpToDate") },
-    Case { name: "go-tdx-guest quote_v5_sample", quote: "go-tdx-guest/quote_v5_sample.dat", collateral: "dcap-qvl/tdx_quote_outdated_collateral.json", now: 1_774_003_274, sgx: false, expected: Some("UpToDate") },
-    Case { name: "dcap-qvl sgx_quote", quote: "dcap-qvl/sgx_quote", collateral: "dcap-qvl/sgx_quote_collateral.json", now: 1_752_919_277, sgx: true, expected: Some("ConfigurationAndSWHardeningNeeded") },
-    Case { name: "tdx_quote with another FMSPC's collateral", quote: "dcap-qvl/tdx_quote", collateral: "dcap-qvl/near_quote_collateral.json", now: 1_759_276_800, sgx: false, expected: None },
-    Case { name: "tdx_quote a year after its collateral", quote: "dcap-qvl/tdx_quote", collateral: "dcap-qvl/tdx_quote_collateral.json", now: 1_752_919_234 + 365 * 86_400, sgx: false, expected: None },
+    Case {
+        name: "dcap-qvl tdx_quote",
+        quote: "dcap-qvl/tdx_quote",
+        collateral: "dcap-qvl/tdx_quote_collateral.json",
+        now: 1_752_919_234,
+        sgx: false,
+        expected: Some("UpToDate"),
+    },
+    Case {
+        name: "dcap-qvl tdx_quote_outdated",
+        quote: "dcap-qvl/tdx_quote_outdated",
+        collateral: "dcap-qvl/tdx_quote_outdated_collateral.json",
+        now: 1_774_003_274,
+        sgx: false,
+        expected: None,
+    },
+    Case {
+        name: "dcap-qvl near_quote",
+        quote: "dcap-qvl/near_quote_hex.txt",
+        collateral: "dcap-qvl/near_quote_collateral.json",
+        now: 1_759_276_800,
+        sgx: false,
+        expected: Some("UpToDate"),
+    },
+    Case {
+        name: "go-tdx-guest quote_v5_sample",
+        quote: "go-tdx-guest/quote_v5_sample.dat",
+        collateral: "dcap-qvl/tdx_quote_outdated_collateral.json",
+        now: 1_774_003_274,
+        sgx: false,
+        expected: Some("UpToDate"),
+    },
+    Case {
+        name: "dcap-qvl sgx_quote",
+        quote: "dcap-qvl/sgx_quote",
+        collateral: "dcap-qvl/sgx_quote_collateral.json",
+        now: 1_752_919_277,
+        sgx: true,
+        expected: Some("ConfigurationAndSWHardeningNeeded"),
+    },
+    Case {
+        name: "tdx_quote with another FMSPC's collateral",
+        quote: "dcap-qvl/tdx_quote",
+        collateral: "dcap-qvl/near_quote_collateral.json",
+        now: 1_759_276_800,
+        sgx: false,
+        expected: None,
+    },
+    Case {
+        name: "tdx_quote a year after its collateral",
+        quote: "dcap-qvl/tdx_quote",
+        collateral: "dcap-qvl/tdx_quote_collateral.json",
+        now: 1_752_919_234 + 365 * 86_400,
+        sgx: false,
+        expected: None,
+    },
 ];
 
 fn ours(quote: &[u8], col: &TdxCollateral, now: u64, sgx: bool) -> Verdict {
@@ -56,16 +105,11 @@ fn ours(quote: &[u8], col: &TdxCollateral, now: u64, sgx: bool) -> Verdict {
             .map(|v| (format!("{:?}", v.tcb.status), v.tcb.advisory_ids))
             .map_err(|e| e.code().to_string());
     }
-    let bundle = EvidenceBundle {
-        version: BUNDLE_VERSION,
-        cpu: CpuEvidence {
-            kind: CpuEvidenceKind::TdxQuote,
-            quote: quote.to_vec(),
-            certificates: vec![],
-        },
-        gpus: vec![],
-        tpm: None,
-    };
+    let bundle = EvidenceBundle::new(CpuEvidence {
+        kind: CpuEvidenceKind::TdxQuote,
+        quote: quote.to_vec(),
+        certificates: vec![],
+    });
     let mut opts = VerifyOptions::new(now, anchors);
     opts.collateral = Some(Collateral::tdx(col.clone()));
     verify_bundle(&bundle, &opts)
@@ -74,7 +118,9 @@ fn ours(quote: &[u8], col: &TdxCollateral, now: u64, sgx: bool) -> Verdict {
 }
 
 fn reference(quote: &[u8], col: &dcap_qvl::QuoteCollateralV3, now: u64) -> Verdict {
-    match catch_unwind(AssertUnwindSafe(|| dcap_qvl::verify::verify(quote, col, now))) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        dcap_qvl::verify::verify(quote, col, now)
+    })) {
         Ok(Ok(r)) => {
             let mut adv = r.advisory_ids;
             adv.sort();
@@ -106,11 +152,19 @@ fn main() {
         let b = reference(&quote, &qcol, c.now);
         let status = |v: &Verdict| v.as_ref().ok().map(|(s, _)| s.clone());
         if status(&a).as_deref() != c.expected {
-            failures.push(format!("{}: tl-evidence {a:?}, sources say {:?}", c.name, c.expected));
+            failures.push(format!(
+                "{}: tl-evidence {a:?}, sources say {:?}",
+                c.name, c.expected
+            ));
         }
         match (&a, &b) {
-            (Ok(x), Ok(y)) if x != y => failures.push(format!("{}: tl-evidence {x:?}, dcap-qvl {y:?}", c.name)),
-            (Ok(x), Err(e)) => failures.push(format!("{}: tl-evidence accepts {x:?}, dcap-qvl rejects: {e}", c.name)),
+            (Ok(x), Ok(y)) if x != y => {
+                failures.push(format!("{}: tl-evidence {x:?}, dcap-qvl {y:?}", c.name))
+            }
+            (Ok(x), Err(e)) => failures.push(format!(
+                "{}: tl-evidence accepts {x:?}, dcap-qvl rejects: {e}",
+                c.name
+            )),
             _ => {}
         }
 
@@ -125,8 +179,14 @@ fn main() {
                 let b = reference(&q, &qcol, c.now);
                 match (&a, &b) {
                     (Ok(x), Ok(y)) if x == y => both += 1,
-                    (Ok(x), Ok(y)) => failures.push(format!("{} byte {i}: tl-evidence {x:?}, dcap-qvl {y:?}", c.name)),
-                    (Ok(x), Err(e)) => failures.push(format!("{} byte {i}: tl-evidence accepts {x:?}, dcap-qvl rejects: {e}", c.name)),
+                    (Ok(x), Ok(y)) => failures.push(format!(
+                        "{} byte {i}: tl-evidence {x:?}, dcap-qvl {y:?}",
+                        c.name
+                    )),
+                    (Ok(x), Err(e)) => failures.push(format!(
+                        "{} byte {i}: tl-evidence accepts {x:?}, dcap-qvl rejects: {e}",
+                        c.name
+                    )),
                     (Err(e), Ok(_)) => only_reference.push(format!("byte {i}: tl-evidence {e}")),
                     (Err(_), Err(_)) => neither += 1,
                 }
@@ -146,8 +206,10 @@ fn main() {
     }
     println!(
         "{}",
-        serde_json::to_string_pretty(&serde_json::json!({ "cases": summary, "failures": failures }))
-            .expect("json")
+        serde_json::to_string_pretty(
+            &serde_json::json!({ "cases": summary, "failures": failures })
+        )
+        .expect("json")
     );
     if !failures.is_empty() {
         std::process::exit(1);
