@@ -72,6 +72,8 @@ fn reference(bytes: &[u8]) -> Option<TpmsAttest> {
         pcr_select: q
             .pcr_select
             .iter()
+            // Decoded here, not with `PcrSelection::from_bitmap`: the parser
+            // under test uses that.
             .map(|s| tl_evidence::tpm::PcrSelection {
                 hash_alg: s.hash.value(),
                 pcrs: s

@@ -127,6 +127,23 @@ pub struct PcrSelection {
     pub pcrs: Vec<u32>,
 }
 
+impl PcrSelection {
+    /// The selection a `pcrSelect` bitmap encodes: bit j of byte i selects
+    /// PCR 8i+j (indices ascending).
+    pub fn from_bitmap(hash_alg: u16, bits: &[u8]) -> Self {
+        let pcrs = bits
+            .iter()
+            .enumerate()
+            .flat_map(|(i, b)| {
+                (0..8u32)
+                    .filter(move |j| b & (1 << j) != 0)
+                    .map(move |j| i as u32 * 8 + j)
+            })
+            .collect();
+        PcrSelection { hash_alg, pcrs }
+    }
+}
+
 /// A parsed `TPMS_ATTEST` of type `TPM_ST_ATTEST_QUOTE`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TpmsAttest {
@@ -188,23 +205,14 @@ impl TpmsAttest {
                 ));
             }
             let n = r.u8("sizeofSelect")? as usize;
-            let bits = r.take(n, "pcrSelect")?;
-            let pcrs = bits
-                .iter()
-                .enumerate()
-                .flat_map(|(i, b)| {
-                    (0..8u32)
-                        .filter(move |j| b & (1 << j) != 0)
-                        .map(move |j| i as u32 * 8 + j)
-                })
-                .collect();
+            let selection = PcrSelection::from_bitmap(hash_alg, r.take(n, "pcrSelect")?);
             if pcr_select
                 .iter()
                 .any(|s: &PcrSelection| s.hash_alg == hash_alg)
             {
                 return Err(malformed("bank selected twice"));
             }
-            pcr_select.push(PcrSelection { hash_alg, pcrs });
+            pcr_select.push(selection);
         }
         let pcr_digest = r.tpm2b("pcrDigest")?.to_vec();
         r.end("trailing bytes after TPMS_ATTEST")?;

@@ -84,19 +84,7 @@ pub fn to_tpml(sel: &[PcrSelection]) -> Result<TpmlPcrSelection, TpmError> {
 /// to `TPM_PCR_SELECT_MAX` bytes, as the crate accepts them).
 pub fn from_tpml(l: &TpmlPcrSelection) -> Vec<PcrSelection> {
     l.iter()
-        .map(|s| PcrSelection {
-            hash_alg: s.hash.value(),
-            pcrs: s
-                .pcr_select
-                .iter()
-                .enumerate()
-                .flat_map(|(i, b)| {
-                    (0..8u32)
-                        .filter(move |j| b & (1 << j) != 0)
-                        .map(move |j| i as u32 * 8 + j)
-                })
-                .collect(),
-        })
+        .map(|s| PcrSelection::from_bitmap(s.hash.value(), &s.pcr_select))
         .collect()
 }
 
