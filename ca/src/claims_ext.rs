@@ -146,6 +146,7 @@ pub(crate) mod tests {
                 snp: None,
                 tpm: None,
                 gpus: vec![],
+                nvswitches: Vec::new(),
             },
             encryption_public_key: format_x25519_text(&[9; 32]),
             evidence_digest: [0xab; 32],

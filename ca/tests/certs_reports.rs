@@ -31,6 +31,7 @@ fn claims() -> CertClaims {
             snp: None,
             tpm: None,
             gpus: vec![],
+            nvswitches: Vec::new(),
         },
         encryption_public_key: format_x25519_text(&[2; 32]),
         evidence_digest: [0xee; 32],

@@ -111,6 +111,7 @@ mod tests {
             snp: None,
             tpm: None,
             gpus: Vec::new(),
+            nvswitches: Vec::new(),
         }
     }
 

@@ -6,7 +6,7 @@
 //!                     || frame(nonce)
 //!                     || frame(signing public key, SubjectPublicKeyInfo DER)
 //!                     || frame(encryption public key, raw HPKE encoding)
-//!                     || frame(SHA-256 digest of all GPU evidence)
+//!                     || frame(SHA-256 digest of all GPU and NVSwitch evidence)
 //!                     [ || frame(TPM AK digest) ] )
 //! frame(x)    = u32 big-endian length of x || x
 //! ```
@@ -79,17 +79,59 @@ pub fn tpm_ak_digest(ak_public: &[u8]) -> [u8; 32] {
 /// SHA-256 over `frame("trusted-loader/gpu-evidence/v1") || frame(count) || frame(e_0) || ...`.
 /// An empty list has a digest too, so "no GPU" is bound as firmly as "these GPUs".
 pub fn gpu_evidence_digest<'a>(evidence: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32] {
-    use sha2::Sha256;
-    let items: Vec<&[u8]> = evidence.into_iter().collect();
-    let mut h = Sha256::new();
-    frame(&mut h, b"trusted-loader/gpu-evidence/v1");
+    device_evidence_digest(evidence, [])
+}
+
+/// `frame(domain) || frame(count as u32 BE) || frame(item_0) || ...`
+fn frame_list<'a>(h: &mut impl Digest, domain: &[u8], items: impl IntoIterator<Item = &'a [u8]>) {
+    let items: Vec<&[u8]> = items.into_iter().collect();
+    frame(h, domain);
     // The count is framed as a 4-byte big-endian value; a list of more than
     // u32::MAX items cannot be built in memory anyway, so saturate.
     let count = u32::try_from(items.len()).unwrap_or(u32::MAX);
-    frame(&mut h, &count.to_be_bytes());
+    frame(h, &count.to_be_bytes());
     for item in items {
-        frame(&mut h, item);
+        frame(h, item);
     }
+}
+
+/// Domain separation string of the NVSwitch section of [`device_evidence_digest`].
+pub const NVSWITCH_EVIDENCE_DOMAIN: &[u8] = b"trusted-loader/nvswitch-evidence/v1";
+
+/// The digest of all GPU-side evidence: GPUs, then NVSwitches.
+///
+/// Without switches it is exactly [`gpu_evidence_digest`] of the GPU
+/// reports. With switches, the GPU frames are followed by
+/// `frame("trusted-loader/nvswitch-evidence/v1") || frame(count) || frame(s_0) || ...`;
+/// the GPU list is delimited by its count, so no list of GPUs alone encodes
+/// like a list of GPUs and switches, and a report cannot move from one list
+/// to the other.
+pub fn device_evidence_digest<'a>(
+    gpus: impl IntoIterator<Item = &'a [u8]>,
+    switches: impl IntoIterator<Item = &'a [u8]>,
+) -> [u8; 32] {
+    use sha2::Sha256;
+    let mut h = Sha256::new();
+    frame_list(&mut h, b"trusted-loader/gpu-evidence/v1", gpus);
+    let switches: Vec<&[u8]> = switches.into_iter().collect();
+    if !switches.is_empty() {
+        frame_list(&mut h, NVSWITCH_EVIDENCE_DOMAIN, switches);
+    }
+    h.finalize().into()
+}
+
+/// Domain separation string of [`nvswitch_nonce`], versioned.
+pub const NVSWITCH_NONCE_DOMAIN: &[u8] = b"trusted-loader/nvswitch-nonce/v1";
+
+/// The 32-byte SPDM nonce that NVSwitch `index` must answer, derived like
+/// [`gpu_nonce`] under its own domain, so a GPU report can never answer a
+/// switch's nonce or the other way round.
+pub fn nvswitch_nonce(cpu_nonce: &[u8], index: u32) -> [u8; 32] {
+    use sha2::Sha256;
+    let mut h = Sha256::new();
+    frame(&mut h, NVSWITCH_NONCE_DOMAIN);
+    frame(&mut h, cpu_nonce);
+    frame(&mut h, &index.to_be_bytes());
     h.finalize().into()
 }
 
@@ -193,6 +235,32 @@ mod tests {
         }
         let want: [u8; 32] = h.finalize().into();
         assert_eq!(n, want);
+    }
+
+    #[test]
+    fn switch_section_is_appended_and_separate() {
+        let gpus = [&b"g0"[..], &b"g1"[..]];
+        // Without switches: the GPU digest, unchanged (pinned below).
+        assert_eq!(device_evidence_digest(gpus, []), gpu_evidence_digest(gpus));
+        let mut h = sha2::Sha256::new();
+        for f in [
+            &b"trusted-loader/gpu-evidence/v1"[..],
+            &[0, 0, 0, 2],
+            b"g0",
+            b"g1",
+        ] {
+            h.update((f.len() as u32).to_be_bytes());
+            h.update(f);
+        }
+        let want: [u8; 32] = h.finalize().into();
+        assert_eq!(gpu_evidence_digest(gpus), want);
+        // A report moved from the GPU list to the switch list changes it.
+        let with = device_evidence_digest([&b"g0"[..]], [&b"g1"[..]]);
+        assert_ne!(with, gpu_evidence_digest(gpus));
+        assert_ne!(with, device_evidence_digest(gpus, [&b"s"[..]]));
+        // Switch nonces are not GPU nonces.
+        assert_ne!(nvswitch_nonce(b"n", 0), gpu_nonce(b"n", 0));
+        assert_ne!(nvswitch_nonce(b"n", 0), nvswitch_nonce(b"n", 1));
     }
 
     #[test]

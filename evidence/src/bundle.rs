@@ -4,8 +4,14 @@
 //! { "version": 1,
 //!   "cpu": { "kind": "tdx-quote", "quote": "<base64>", "certificates": ["<base64 DER>", ...] },
 //!   "gpus": [ { "index": 0, "report": "<base64>", "certificates": ["<base64 DER>", ...] } ],
+//!   "nvswitches": [ { "index": 0, "report": "<base64>", "certificates": ["<base64 DER>", ...] } ],
 //!   "tpm": { "quote": "<base64 of TPM quote JSON>", "event_log": "<base64>" } }
 //! ```
+//!
+//! `nvswitches` is present only when the CVM has NVSwitches (multi-GPU
+//! protected PCIe): one SPDM report per switch, taken through NVIDIA's NSCQ
+//! library, in the GPUs' format. A bundle without switches encodes exactly
+//! as before the field existed.
 //!
 //! `tpm` is present only for composite evidence: a vTPM quote beside the
 //! CPU TEE's report, its AK bound into the CPU report data (see
@@ -62,6 +68,20 @@ pub struct GpuEvidence {
     pub certificates: Vec<Vec<u8>>,
 }
 
+/// One NVSwitch's attestation report (SPDM, the GPUs' layout) and its
+/// device certificate chain (DER, leaf first).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NvSwitchEvidence {
+    /// The switch's position in the loader's NSCQ enumeration; its SPDM
+    /// nonce is [`binding::nvswitch_nonce`] of the enrollment nonce and this index.
+    pub index: u32,
+    #[serde(with = "b64")]
+    pub report: Vec<u8>,
+    #[serde(default, with = "b64_list")]
+    pub certificates: Vec<Vec<u8>>,
+}
+
 /// Everything the guest proves about itself at enrollment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,6 +90,9 @@ pub struct EvidenceBundle {
     pub cpu: CpuEvidence,
     #[serde(default)]
     pub gpus: Vec<GpuEvidence>,
+    /// NVSwitch evidence; empty (and not encoded) without switches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nvswitches: Vec<NvSwitchEvidence>,
     /// A vTPM quote beside the CPU evidence (composite evidence).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tpm: Option<TpmEvidence>,
@@ -99,14 +122,20 @@ impl EvidenceBundle {
             version: BUNDLE_VERSION,
             cpu,
             gpus: Vec::new(),
+            nvswitches: Vec::new(),
             tpm: None,
         }
     }
 
-    /// The digest of all GPU evidence that the CPU report data binds
-    /// ([`binding::gpu_evidence_digest`] over each GPU's report, in bundle order).
+    /// The digest of all GPU-side evidence that the CPU report data binds
+    /// ([`binding::device_evidence_digest`] over each GPU's and then each
+    /// NVSwitch's report, in bundle order; without switches this is
+    /// [`binding::gpu_evidence_digest`] of the GPU reports).
     pub fn gpu_evidence_digest(&self) -> [u8; 32] {
-        binding::gpu_evidence_digest(self.gpus.iter().map(|g| g.report.as_slice()))
+        binding::device_evidence_digest(
+            self.gpus.iter().map(|g| g.report.as_slice()),
+            self.nvswitches.iter().map(|s| s.report.as_slice()),
+        )
     }
 
     /// [`binding::tpm_ak_digest`] of the composite TPM quote's AK, as carried;
@@ -185,6 +214,18 @@ mod tests {
         });
         assert_ne!(d0, b.digest());
         assert_ne!(g0, b.gpu_evidence_digest());
+        // No switches: the field is not encoded at all.
+        assert!(!String::from_utf8_lossy(&b.to_json()).contains("nvswitches"));
+        let (d1, g1) = (b.digest(), b.gpu_evidence_digest());
+        b.nvswitches.push(NvSwitchEvidence {
+            index: 0,
+            report: vec![7],
+            certificates: vec![],
+        });
+        assert_ne!(d1, b.digest());
+        assert_ne!(g1, b.gpu_evidence_digest());
+        let back: EvidenceBundle = serde_json::from_slice(&b.to_json()).expect("round trip");
+        assert_eq!(back, b);
     }
 
     #[test]

@@ -104,6 +104,23 @@ pub struct GpuClaims {
     pub measurements: BTreeMap<u32, String>,
 }
 
+/// One attested NVSwitch.
+///
+/// `vbios_version` and `measurements` come from the signed SPDM report;
+/// `tnvl_mode` (trusted NVLink, the switch's confidential-computing mode)
+/// and `locked` are what the measured loader read through NSCQ (it produces
+/// switch evidence only for switches in TNVL mode and locked), so they are
+/// loader-asserted like a GPU's `cc_mode`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NvSwitchClaims {
+    pub index: u32,
+    pub tnvl_mode: bool,
+    pub locked: bool,
+    pub vbios_version: String,
+    /// Measurement index to hex digest.
+    pub measurements: BTreeMap<u32, String>,
+}
+
 /// Everything verified evidence says about a platform.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlatformClaims {
@@ -126,4 +143,7 @@ pub struct PlatformClaims {
     pub tpm: Option<TpmClaims>,
     #[serde(default)]
     pub gpus: Vec<GpuClaims>,
+    /// Attested NVSwitches; empty (and not encoded) without switches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nvswitches: Vec<NvSwitchClaims>,
 }

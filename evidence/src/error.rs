@@ -214,6 +214,15 @@ pub enum EvidenceError {
     /// A RIM's signing chain is broken or does not end at the RIM root.
     #[error("GPU RIM certificate chain invalid: {0}")]
     GpuRimChain(&'static str),
+    /// An NVSwitch's evidence failed a check. NVSwitch reports have the
+    /// GPUs' SPDM layout and chain, so the inner error is one of the `GPU_*`
+    /// errors and its reason code is this error's code; the message names
+    /// the switch.
+    #[error("NVSwitch {index}: {source}")]
+    NvSwitch {
+        index: u32,
+        source: Box<EvidenceError>,
+    },
 }
 
 impl EvidenceError {
@@ -283,6 +292,7 @@ impl EvidenceError {
             Self::GpuRimMalformed(_) => "GPU_RIM_MALFORMED",
             Self::GpuRimSignature(_) => "GPU_RIM_SIGNATURE",
             Self::GpuRimChain(_) => "GPU_RIM_CHAIN",
+            Self::NvSwitch { source, .. } => source.code(),
         }
     }
 }

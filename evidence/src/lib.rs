@@ -23,10 +23,10 @@ pub mod verify;
 mod x509;
 
 pub use accept::AcceptPolicy;
-pub use claims::{GpuClaims, PlatformClaims, TcbStatus, TeeKind};
+pub use claims::{GpuClaims, NvSwitchClaims, PlatformClaims, TcbStatus, TeeKind};
 pub use dcap::TdxCollateral;
 pub use error::EvidenceError;
-pub use sim::{SimMeasurements, SimSnpMeasurements, SimTee};
+pub use sim::{SimMeasurements, SimNvDevice, SimNvKind, SimSnpMeasurements, SimTee};
 pub use verify::{verify_bundle, Collateral, TrustAnchors, VerifiedEvidence, VerifyOptions};
 
 /// The Intel SGX Root CA certificate (DER), the trust anchor of every real

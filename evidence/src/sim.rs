@@ -591,8 +591,9 @@ fn sim_root(prk: &hkdf::Prk, root_key: &SigningKey) -> (rcgen::Certificate, KeyP
 }
 
 fn len16(n: usize) -> u16 {
-    // Only called on the fixed 32-byte QE auth data.
-    u16::try_from(n).expect("QE auth data is 32 bytes")
+    // Only called on fixed sizes below 1 KiB: the 32-byte QE auth data and
+    // the simulated NVIDIA opaque fields.
+    u16::try_from(n).expect("fixed sizes below 1 KiB")
 }
 
 fn len32(n: usize) -> u32 {
@@ -958,4 +959,228 @@ fn rcgen_key384(k: &p384::ecdsa::SigningKey) -> KeyPair {
         public,
     }))
     .expect("remote P-384 key pair")
+}
+
+// ---------------------------------------------------------------------------
+// Simulated NVIDIA devices (GPUs and NVSwitches).
+//
+// The device chain is leaf (P-384, with the TCG DICE FWID extension that
+// NVIDIA's device leaves carry) <- the simulated NVIDIA device root (P-384,
+// self-signed); reports are SPDM 1.1 GET_MEASUREMENTS request + MEASUREMENTS
+// response in NVIDIA's layout, signed (deterministic ECDSA P-384 / SHA-384,
+// raw r || s) with the leaf key. Derivation labels (same HKDF as above):
+// `nv-root-key`, `nv-root-serial`, and for device `n` of a kind
+// `nv-{gpu,nvswitch}-key`, `-serial`, `-fwid`, each followed by `n` as 4
+// big-endian bytes. Measurement values depend on the kind and the index only
+// (the same firmware on every device of a kind), so one order's reference
+// values fit all of them.
+
+/// Common name of the simulated NVIDIA device root.
+pub const SIM_NV_ROOT_CN: &str = "trusted-loader simulated NVIDIA device root (NOT FOR PRODUCTION)";
+/// Number of measurement blocks in a simulated NVIDIA report (indices 1..=4).
+pub const SIM_NV_MEASUREMENTS: u8 = 4;
+/// Driver version in simulated GPU reports (switch reports carry none).
+pub const SIM_GPU_DRIVER_VERSION: &str = "580.95.05";
+/// VBIOS version of simulated GPUs, as [`crate::nvidia::format_vbios_version`] renders it.
+pub const SIM_GPU_VBIOS_VERSION: &str = "96.00.74.00.1a";
+/// Firmware version of simulated NVSwitches, rendered likewise.
+pub const SIM_NVSWITCH_VBIOS_VERSION: &str = "96.10.55.00.01";
+
+/// Which kind of NVIDIA device to simulate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SimNvKind {
+    /// A Hopper-class GPU (reports through NVML).
+    Gpu,
+    /// An LS10 NVSwitch (reports through NSCQ).
+    NvSwitch,
+}
+
+impl SimNvKind {
+    fn label(self) -> &'static str {
+        match self {
+            SimNvKind::Gpu => "gpu",
+            SimNvKind::NvSwitch => "nvswitch",
+        }
+    }
+}
+
+/// One simulated NVIDIA device: its chain and its signing key.
+#[derive(Clone)]
+pub struct SimNvDevice {
+    kind: SimNvKind,
+    key: p384::ecdsa::SigningKey,
+    fwid: [u8; 48],
+    chain_der: Vec<Vec<u8>>,
+    chain_pem: String,
+}
+
+impl core::fmt::Debug for SimNvDevice {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SimNvDevice")
+            .field("kind", &self.kind)
+            .field("fwid", &hex::encode(self.fwid))
+            .finish_non_exhaustive()
+    }
+}
+
+fn indexed(label: &str, part: &str, n: u32) -> Vec<u8> {
+    let mut v = format!("nv-{label}-{part}").into_bytes();
+    v.extend_from_slice(&n.to_be_bytes());
+    v
+}
+
+/// The content of NVIDIA's FWID extension (OID 2.23.133.5.4.1):
+/// `SEQUENCE { INTEGER 1, SEQUENCE { OID sha384, OCTET STRING fwid } }`.
+fn fwid_extension(fwid: &[u8; 48]) -> Vec<u8> {
+    let mut inner = vec![
+        0x30, 0x3d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x04, 0x30,
+    ];
+    inner.extend_from_slice(fwid);
+    // 3 + 63 bytes: short-form lengths throughout.
+    let mut ext = vec![0x30, 0x42, 0x02, 0x01, 0x01];
+    ext.extend_from_slice(&inner);
+    ext
+}
+
+impl SimTee {
+    fn nv_root(&self) -> (rcgen::Certificate, KeyPair) {
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, HKDF_SALT).extract(&self.seed);
+        let kp = rcgen_key384(&derive_key384(&prk, b"nv-root-key"));
+        let mut p = base_params(SIM_NV_ROOT_CN, serial(&prk, b"nv-root-serial"));
+        p.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        // Fixed, valid parameters and a P-384 key: generation cannot fail.
+        let cert = p.self_signed(&kp).expect("fixed NVIDIA root parameters");
+        (cert, kp)
+    }
+
+    /// The simulated NVIDIA device root (DER), to trust explicitly
+    /// ([`crate::nvidia::GpuAnchors::from_der`]).
+    pub fn nvidia_root_der(&self) -> Vec<u8> {
+        self.nv_root().0.der().to_vec()
+    }
+
+    /// Simulated NVIDIA device `n` of `kind` (see the section comment).
+    pub fn nvidia_device(&self, kind: SimNvKind, n: u32) -> SimNvDevice {
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, HKDF_SALT).extract(&self.seed);
+        let (root, root_kp) = self.nv_root();
+        let label = kind.label();
+        let key = derive_key384(&prk, &indexed(label, "key", n));
+        let kp = rcgen_key384(&key);
+        let mut fwid = [0u8; 48];
+        fwid[..32].copy_from_slice(&okm32(&prk, &indexed(label, "fwid", n), 0));
+        fwid[32..].copy_from_slice(&okm32(&prk, &indexed(label, "fwid", n), 1)[..16]);
+        let cn = format!("trusted-loader simulated NVIDIA {label} {n} (NOT FOR PRODUCTION)");
+        let mut p = base_params(&cn, serial(&prk, &indexed(label, "serial", n)));
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
+            &[2, 23, 133, 5, 4, 1],
+            fwid_extension(&fwid),
+        )];
+        // Fixed, valid parameters and P-384 keys: signing cannot fail.
+        let leaf = p
+            .signed_by(&kp, &root, &root_kp)
+            .expect("fixed NVIDIA device parameters");
+        SimNvDevice {
+            kind,
+            key,
+            fwid,
+            chain_der: vec![leaf.der().to_vec(), root.der().to_vec()],
+            chain_pem: format!("{}{}", leaf.pem(), root.pem()),
+        }
+    }
+}
+
+impl SimNvDevice {
+    /// The device chain, DER, leaf first (leaf, simulated NVIDIA root).
+    pub fn chain_der(&self) -> &[Vec<u8>] {
+        &self.chain_der
+    }
+
+    /// The device chain as PEM text, leaf first (what NVML and NSCQ return).
+    pub fn chain_pem(&self) -> &str {
+        &self.chain_pem
+    }
+
+    /// The FWID in the leaf certificate and in the report.
+    pub fn fwid(&self) -> [u8; 48] {
+        self.fwid
+    }
+
+    /// Measurement `index` (1-based) of this kind of device.
+    pub fn measurement(&self, index: u8) -> [u8; 48] {
+        let mut h = Sha384::new();
+        h.update(b"trusted-loader simulated NVIDIA measurement ");
+        h.update(self.kind.label());
+        h.update([index]);
+        h.finalize().into()
+    }
+
+    /// A signed report answering `nonce`: an SPDM 1.1 GET_MEASUREMENTS
+    /// request (all blocks, signature requested) and the MEASUREMENTS
+    /// response with [`SIM_NV_MEASUREMENTS`] DMTF blocks, NVIDIA opaque data
+    /// (GPUs: driver version, VBIOS version, FWID; switches: firmware version,
+    /// FWID) and the signature over both.
+    pub fn report(&self, nonce: &[u8; 32]) -> Vec<u8> {
+        self.build_report(nonce, true)
+    }
+
+    /// As [`Self::report`] but without the FWID opaque field (some NVSwitch
+    /// firmware omits it; a GPU report must carry it).
+    pub fn report_without_fwid(&self, nonce: &[u8; 32]) -> Vec<u8> {
+        self.build_report(nonce, false)
+    }
+
+    fn build_report(&self, nonce: &[u8; 32], with_fwid: bool) -> Vec<u8> {
+        let mut r = vec![0x11, 0xe0, 0x01, 0xff];
+        r.extend_from_slice(nonce);
+        r.push(0);
+        r.extend_from_slice(&[0x11, 0x60, 0, 0, SIM_NV_MEASUREMENTS]);
+        let mut rec = Vec::new();
+        for i in 1..=SIM_NV_MEASUREMENTS {
+            // Index, DMTF specification, size 51; DMTF type 1 (firmware), 48 bytes.
+            rec.extend_from_slice(&[i, 1, 51, 0, 1, 48, 0]);
+            rec.extend_from_slice(&self.measurement(i));
+        }
+        r.extend_from_slice(&len32(rec.len()).to_le_bytes()[..3]);
+        r.extend_from_slice(&rec);
+        let mut responder_nonce = [0u8; 32];
+        responder_nonce.copy_from_slice(&Sha256::digest([&nonce[..], &self.fwid].concat()));
+        r.extend_from_slice(&responder_nonce);
+        use crate::nvidia::spdm::opaque_type as ot;
+        let mut fields: Vec<(u16, Vec<u8>)> = Vec::new();
+        match self.kind {
+            SimNvKind::Gpu => {
+                let mut d = SIM_GPU_DRIVER_VERSION.as_bytes().to_vec();
+                d.push(0);
+                fields.push((ot::DRIVER_VERSION, d));
+                fields.push((
+                    ot::VBIOS_VERSION,
+                    vec![0x00, 0x74, 0x00, 0x96, 0x1a, 0, 0, 0],
+                ));
+            }
+            SimNvKind::NvSwitch => {
+                fields.push((
+                    ot::VBIOS_VERSION,
+                    vec![0x00, 0x55, 0x10, 0x96, 0x01, 0, 0, 0],
+                ));
+            }
+        }
+        if with_fwid {
+            fields.push((ot::FWID, self.fwid.to_vec()));
+        }
+        let mut op = Vec::new();
+        for (k, v) in fields {
+            op.extend_from_slice(&k.to_le_bytes());
+            op.extend_from_slice(&len16(v.len()).to_le_bytes());
+            op.extend_from_slice(&v);
+        }
+        r.extend_from_slice(&len16(op.len()).to_le_bytes());
+        r.extend_from_slice(&op);
+        use p384::ecdsa::signature::Signer as _;
+        let sig: p384::ecdsa::Signature = self.key.sign(&r);
+        r.extend_from_slice(&sig.to_bytes());
+        r
+    }
 }

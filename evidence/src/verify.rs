@@ -7,7 +7,7 @@
 //! rejected with `SIMULATED_ROOT_NOT_ALLOWED`.
 
 use crate::bundle::{CpuEvidenceKind, EvidenceBundle, BUNDLE_VERSION};
-use crate::claims::{GpuClaims, PlatformClaims, TcbStatus, TdxClaims, TeeKind};
+use crate::claims::{GpuClaims, NvSwitchClaims, PlatformClaims, TcbStatus, TdxClaims, TeeKind};
 use crate::error::EvidenceError;
 use crate::tdx::verify::{verify_quote_signatures, PckInfo, VerifiedQuote};
 use crate::x509::{self, P256Cert};
@@ -145,6 +145,9 @@ pub struct VerifiedEvidence {
     /// Identity of each verified GPU (FWID, leaf serial, opaque data), in
     /// bundle order, beside `claims.gpus`.
     pub gpu_devices: Vec<crate::nvidia::GpuDevice>,
+    /// Identity of each verified NVSwitch, in bundle order, beside
+    /// `claims.nvswitches`.
+    pub nvswitch_devices: Vec<crate::nvidia::GpuDevice>,
     /// For composite evidence: [`crate::binding::tpm_ak_digest`] of the
     /// vTPM AK whose quote verified; the report data must bind it.
     pub tpm_ak_digest: Option<[u8; 32]>,
@@ -179,6 +182,9 @@ impl VerifiedEvidence {
 /// without it the status is [`crate::sim::SIMULATED_TCB_STATUS`]
 /// (`UpToDate` by construction).
 ///
+/// NVSwitch evidence: likewise, see [`verify_nvswitches`]; the claims land
+/// in `claims.nvswitches`, and the binding covers them too.
+///
 /// GPU evidence: each entry's SPDM report is verified with its device chain
 /// against [`VerifyOptions::gpu_anchors`] and must answer the nonce
 /// [`crate::binding::gpu_nonce`]`(expected_nonce, index)` (see
@@ -197,9 +203,15 @@ pub fn verify_bundle(
     if bundle.version != BUNDLE_VERSION {
         return Err(EvidenceError::Unsupported("evidence bundle version"));
     }
-    // GPUs first: whatever the CPU evidence kind, no GPU entry passes unchecked.
+    // GPUs and switches first: whatever the CPU evidence kind, no GPU-side
+    // entry passes unchecked.
     let (gpus, gpu_devices) = verify_gpus(bundle, opts)?;
-    let mut v = verify_cpu(bundle, opts, gpus, gpu_devices)?;
+    let (nvswitches, nvswitch_devices) = verify_nvswitches(bundle, opts)?;
+    let mut v = verify_cpu(bundle, opts)?;
+    v.claims.gpus = gpus;
+    v.gpu_devices = gpu_devices;
+    v.claims.nvswitches = nvswitches;
+    v.nvswitch_devices = nvswitch_devices;
     if let Some(t) = &bundle.tpm {
         if bundle.cpu.kind == CpuEvidenceKind::TpmQuote {
             return Err(EvidenceError::TpmCompositeMisplaced);
@@ -214,8 +226,6 @@ pub fn verify_bundle(
 fn verify_cpu(
     bundle: &EvidenceBundle,
     opts: &VerifyOptions,
-    gpus: Vec<GpuClaims>,
-    gpu_devices: Vec<crate::nvidia::GpuDevice>,
 ) -> Result<VerifiedEvidence, EvidenceError> {
     match bundle.cpu.kind {
         CpuEvidenceKind::TdxQuote => {}
@@ -227,15 +237,14 @@ fn verify_cpu(
                 &opts.anchors,
                 opts.now_unix,
             )?;
-            let mut claims = crate::snp::snp_claims(&v);
-            claims.gpus = gpus;
             return Ok(VerifiedEvidence {
-                claims,
+                claims: crate::snp::snp_claims(&v),
                 evidence_digest: bundle.digest(),
                 gpu_evidence_digest: bundle.gpu_evidence_digest(),
                 pck: None,
                 snp: Some(v),
-                gpu_devices,
+                gpu_devices: Vec::new(),
+                nvswitch_devices: Vec::new(),
                 tpm_ak_digest: None,
             });
         }
@@ -246,15 +255,14 @@ fn verify_cpu(
                 &opts.anchors,
                 opts.now_unix,
             )?;
-            let mut claims = v.claims();
-            claims.gpus = gpus;
             return Ok(VerifiedEvidence {
-                claims,
+                claims: v.claims(),
                 evidence_digest: bundle.digest(),
                 gpu_evidence_digest: bundle.gpu_evidence_digest(),
                 pck: None,
                 snp: None,
-                gpu_devices,
+                gpu_devices: Vec::new(),
+                nvswitch_devices: Vec::new(),
                 tpm_ak_digest: None,
             });
         }
@@ -291,14 +299,14 @@ fn verify_cpu(
     };
     let mut claims = tdx_claims(&vq, tcb_status);
     claims.advisory_ids = advisory_ids;
-    claims.gpus = gpus;
     Ok(VerifiedEvidence {
         claims,
         evidence_digest: bundle.digest(),
         gpu_evidence_digest: bundle.gpu_evidence_digest(),
         pck: vq.pck,
         snp: None,
-        gpu_devices,
+        gpu_devices: Vec::new(),
+        nvswitch_devices: Vec::new(),
         tpm_ak_digest: None,
     })
 }
@@ -333,6 +341,51 @@ pub fn verify_gpus(
         // evidence only for GPUs in CC mode "on" (see `crate::nvidia`).
         claims.push(v.claims(g.index, true, false));
         devices.push(v.device(g.index));
+    }
+    Ok((claims, devices))
+}
+
+/// Verify every NVSwitch entry of `bundle`: each report with its device
+/// chain against [`VerifyOptions::gpu_anchors`] (the switches' chains end at
+/// the same NVIDIA device root), answering
+/// [`crate::binding::nvswitch_nonce`]`(expected_nonce, index)`; see
+/// [`crate::nvidia::verify_switch_report`]. Errors name the switch
+/// ([`EvidenceError::NvSwitch`]).
+pub fn verify_nvswitches(
+    bundle: &EvidenceBundle,
+    opts: &VerifyOptions,
+) -> Result<(Vec<NvSwitchClaims>, Vec<crate::nvidia::GpuDevice>), EvidenceError> {
+    if bundle.nvswitches.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let cpu_nonce = opts
+        .expected_nonce
+        .as_deref()
+        .ok_or(EvidenceError::GpuNonceMissing)?;
+    let mut claims = Vec::with_capacity(bundle.nvswitches.len());
+    let mut devices = Vec::with_capacity(bundle.nvswitches.len());
+    for (i, s) in bundle.nvswitches.iter().enumerate() {
+        let named = |e: EvidenceError| EvidenceError::NvSwitch {
+            index: s.index,
+            source: Box::new(e),
+        };
+        if bundle.nvswitches.iter().take(i).any(|o| o.index == s.index) {
+            return Err(named(EvidenceError::GpuIndexDuplicate));
+        }
+        let nonce = crate::binding::nvswitch_nonce(cpu_nonce, s.index);
+        let v = crate::nvidia::verify_switch_report(
+            &s.report,
+            &s.certificates,
+            &nonce,
+            &opts.gpu_anchors,
+            opts.now_unix,
+        )
+        .map_err(named)?;
+        // TNVL mode and lock are loader-asserted: the loader emits switch
+        // evidence only for switches in TNVL mode, locked (see
+        // `crate::claims::NvSwitchClaims`).
+        claims.push(v.switch_claims(s.index, true, true));
+        devices.push(v.device(s.index));
     }
     Ok((claims, devices))
 }
@@ -387,5 +440,6 @@ pub fn tdx_claims(vq: &VerifiedQuote, tcb_status: TcbStatus) -> PlatformClaims {
         snp: None,
         tpm: None,
         gpus: Vec::new(),
+        nvswitches: Vec::new(),
     }
 }

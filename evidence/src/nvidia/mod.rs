@@ -13,6 +13,12 @@
 //!    the signature, with the leaf key (`GPU_REPORT_SIGNATURE`);
 //! 5. the request nonce equals the expected nonce (`GPU_NONCE_MISMATCH`).
 //!
+//! NVSwitches ([`verify_switch_report`]) answer in the same SPDM layout with
+//! a chain to the same device root; the one difference, as in NVIDIA's own
+//! verifier, is step 3: a switch report without an FWID field is accepted
+//! (the signature by the chain's leaf still authenticates it), while one
+//! that carries an FWID must match the leaf's. GPU reports must carry it.
+//!
 //! CC mode: the report carries no field that states the GPU's
 //! confidential-computing mode (on, off, devtools). The loader reads it
 //! through NVML and refuses to produce GPU evidence unless it is "on"; so
@@ -28,7 +34,7 @@ use std::collections::BTreeMap;
 
 use aws_lc_rs::signature::{UnparsedPublicKey, ECDSA_P384_SHA384_FIXED};
 
-use crate::claims::GpuClaims;
+use crate::claims::{GpuClaims, NvSwitchClaims};
 use crate::error::EvidenceError;
 use certs::{Anchor, ChainKind, VerifiedChain};
 use spdm::{opaque_type as ot, SpdmReport};
@@ -213,6 +219,26 @@ impl VerifiedGpuReport {
     }
 }
 
+impl VerifiedGpuReport {
+    /// Claims for the NVSwitch at `index`; `tnvl_mode` and `locked` are what
+    /// the loader read through NSCQ (it produces switch evidence only for
+    /// switches in trusted NVLink mode, locked), like a GPU's CC mode.
+    pub fn switch_claims(&self, index: u32, tnvl_mode: bool, locked: bool) -> NvSwitchClaims {
+        NvSwitchClaims {
+            index,
+            tnvl_mode,
+            locked,
+            vbios_version: self.info.vbios_version.clone(),
+            measurements: self
+                .report
+                .blocks
+                .iter()
+                .map(|b| (u32::from(b.index), hex::encode(&b.value)))
+                .collect(),
+        }
+    }
+}
+
 /// Identity and decoded opaque data of one verified GPU.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -258,7 +284,30 @@ pub fn verify_report(
 ) -> Result<VerifiedGpuReport> {
     let parsed = spdm::parse_report(report)?;
     let chain = verify_device_chain(chain_der, anchors, now_unix)?;
-    finish(report, parsed, &chain, expected_nonce)
+    finish(report, parsed, &chain, expected_nonce, FwidRule::Required)
+}
+
+/// Verify an NVSwitch's binary report with its device chain (DER, leaf
+/// first): as [`verify_report`], except that a report without an FWID is
+/// accepted (see the module documentation).
+pub fn verify_switch_report(
+    report: &[u8],
+    chain_der: &[Vec<u8>],
+    expected_nonce: &[u8; 32],
+    anchors: &GpuAnchors,
+    now_unix: u64,
+) -> Result<VerifiedGpuReport> {
+    let parsed = spdm::parse_report(report)?;
+    let chain = verify_device_chain(chain_der, anchors, now_unix)?;
+    finish(report, parsed, &chain, expected_nonce, FwidRule::IfPresent)
+}
+
+/// Whether the report must carry an FWID (GPUs) or only match when it
+/// does (NVSwitches).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FwidRule {
+    Required,
+    IfPresent,
 }
 
 /// Verify a report with a chain verified earlier by
@@ -271,7 +320,7 @@ pub fn verify_report_with_chain(
 ) -> Result<VerifiedGpuReport> {
     let parsed = spdm::parse_report(report)?;
     chain.check_time(now_unix)?;
-    finish(report, parsed, chain, expected_nonce)
+    finish(report, parsed, chain, expected_nonce, FwidRule::Required)
 }
 
 fn finish(
@@ -279,15 +328,19 @@ fn finish(
     parsed: SpdmReport,
     chain: &VerifiedChain,
     expected_nonce: &[u8; 32],
+    fwid_rule: FwidRule,
 ) -> Result<VerifiedGpuReport> {
     let leaf = chain.leaf();
     let info = OpaqueInfo::from_report(&parsed)?;
-    let leaf_fwid = certs::leaf_fwid(leaf)?.ok_or(EvidenceError::GpuFwidMismatch(
-        "signing certificate has no FWID",
-    ))?;
+    let leaf_fwid = || {
+        certs::leaf_fwid(leaf)?.ok_or(EvidenceError::GpuFwidMismatch(
+            "signing certificate has no FWID",
+        ))
+    };
     match info.fwid {
+        None if fwid_rule == FwidRule::IfPresent => {}
         None => return Err(EvidenceError::GpuFwidMismatch("report has no FWID")),
-        Some(f) if f != leaf_fwid => {
+        Some(f) if f != leaf_fwid()? => {
             return Err(EvidenceError::GpuFwidMismatch(
                 "report FWID differs from the signing certificate's",
             ))

@@ -500,5 +500,6 @@ pub fn snp_claims(v: &VerifiedSnp) -> PlatformClaims {
         }),
         tpm: None,
         gpus: Vec::new(),
+        nvswitches: Vec::new(),
     }
 }

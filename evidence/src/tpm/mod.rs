@@ -137,6 +137,7 @@ impl VerifiedTpmQuote {
                 event_log_sha256: None,
             }),
             gpus: Vec::new(),
+            nvswitches: Vec::new(),
         }
     }
 }

@@ -150,6 +150,7 @@ pub fn tdx_claims() -> PlatformClaims {
         snp: None,
         tpm: None,
         gpus: vec![gpu(0)],
+        nvswitches: Vec::new(),
     }
 }
 
