@@ -5,7 +5,7 @@
 
 use tl_evidence::{PlatformClaims, TeeKind};
 
-use crate::order::{GpuRef, Order, SnpRef, TdxRef, TpmRef};
+use crate::order::{GpuRef, NvSwitchRef, Order, SnpRef, TdxRef, TpmRef};
 use crate::verdict::{Failure, ReasonCode, Verdict};
 
 /// SEV-SNP guest policy bit 19: DEBUG allowed.
@@ -124,6 +124,7 @@ pub fn appraise(order: &Order, claims: &PlatformClaims, ctx: &AppraisalContext) 
         appraise_tpm(r, claims, &mut f);
     }
     appraise_gpus(p.gpu.as_ref(), claims, p.allow_debug, &mut f);
+    appraise_nvswitches(p.nvswitch.as_ref(), claims, &mut f);
 
     Verdict { failures: f }
 }
@@ -345,6 +346,53 @@ fn appraise_gpus(
                 None => f.push(Failure::new(
                     ReasonCode::GpuMeasurementMismatch,
                     format!("GPU {i} measurement {idx} absent, expected {want}"),
+                )),
+            }
+        }
+    }
+}
+
+fn appraise_nvswitches(r: Option<&NvSwitchRef>, claims: &PlatformClaims, f: &mut Vec<Failure>) {
+    let want_count = r.map(|s| s.count).unwrap_or(0);
+    let got_count = claims.nvswitches.len();
+    if u32::try_from(got_count).ok() != Some(want_count) {
+        f.push(Failure::new(
+            ReasonCode::NvSwitchCountMismatch,
+            format!("{got_count} attested NVSwitches, the order requires {want_count}"),
+        ));
+    }
+    let Some(r) = r else { return };
+    for s in &claims.nvswitches {
+        let i = s.index;
+        if r.tnvl_mode && !(s.tnvl_mode && s.locked) {
+            f.push(Failure::new(
+                ReasonCode::NvSwitchTnvlOff,
+                format!(
+                    "NVSwitch {i} trusted NVLink mode {}, {}",
+                    if s.tnvl_mode { "on" } else { "off" },
+                    if s.locked { "locked" } else { "not locked" }
+                ),
+            ));
+        }
+        if !r.vbios_versions.is_empty() && !r.vbios_versions.contains(&s.vbios_version) {
+            f.push(Failure::new(
+                ReasonCode::NvSwitchVbiosVersion,
+                format!(
+                    "NVSwitch {i} firmware {} not in {:?}",
+                    s.vbios_version, r.vbios_versions
+                ),
+            ));
+        }
+        for (idx, want) in &r.measurements {
+            match s.measurements.get(idx) {
+                Some(got) if want.matches(got) => {}
+                Some(got) => f.push(Failure::new(
+                    ReasonCode::NvSwitchMeasurementMismatch,
+                    format!("NVSwitch {i} measurement {idx} {got} expected {want}"),
+                )),
+                None => f.push(Failure::new(
+                    ReasonCode::NvSwitchMeasurementMismatch,
+                    format!("NVSwitch {i} measurement {idx} absent, expected {want}"),
                 )),
             }
         }

@@ -482,6 +482,9 @@ pub struct Platform {
     /// GPU requirements; when absent no GPU may be attested.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<GpuRef>,
+    /// NVSwitch requirements; when absent no NVSwitch may be attested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvswitch: Option<NvSwitchRef>,
 }
 
 impl Platform {
@@ -655,11 +658,7 @@ impl<'de> Deserialize<'de> for GpuRef {
             measurements: BTreeMap<String, String>,
         }
         let raw = Raw::deserialize(d)?;
-        let mut measurements = BTreeMap::new();
-        for (idx, v) in raw.measurements {
-            let i = parse_index(&idx, 255).map_err(D::Error::custom)?;
-            measurements.insert(i, HexDigest::parse(&v).map_err(D::Error::custom)?);
-        }
+        let measurements = parse_measurements(raw.measurements).map_err(D::Error::custom)?;
         if raw.count > 64 {
             return Err(D::Error::custom("gpu.count above 64"));
         }
@@ -671,6 +670,56 @@ impl<'de> Deserialize<'de> for GpuRef {
             measurements,
         })
     }
+}
+
+/// `[platform.nvswitch]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct NvSwitchRef {
+    /// Exact number of attested NVSwitches.
+    pub count: u32,
+    /// Require trusted NVLink mode, locked, on every switch (default true).
+    pub tnvl_mode: bool,
+    /// Allowed firmware (VBIOS) versions; empty = any.
+    pub vbios_versions: Vec<String>,
+    /// Measurement index to expected hex digest, on every switch.
+    pub measurements: BTreeMap<u32, HexDigest>,
+}
+
+impl<'de> Deserialize<'de> for NvSwitchRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            count: u32,
+            #[serde(default = "default_true")]
+            tnvl_mode: bool,
+            #[serde(default)]
+            vbios_versions: Vec<String>,
+            #[serde(default)]
+            measurements: BTreeMap<String, String>,
+        }
+        let raw = Raw::deserialize(d)?;
+        if raw.count > 64 {
+            return Err(D::Error::custom("nvswitch.count above 64"));
+        }
+        Ok(NvSwitchRef {
+            count: raw.count,
+            tnvl_mode: raw.tnvl_mode,
+            vbios_versions: raw.vbios_versions,
+            measurements: parse_measurements(raw.measurements).map_err(D::Error::custom)?,
+        })
+    }
+}
+
+fn parse_measurements(raw: BTreeMap<String, String>) -> Result<BTreeMap<u32, HexDigest>, String> {
+    let mut out = BTreeMap::new();
+    for (idx, v) in raw {
+        let i = parse_index(&idx, 255).map_err(|e| e.to_string())?;
+        out.insert(i, HexDigest::parse(&v).map_err(|e| e.to_string())?);
+    }
+    Ok(out)
 }
 
 /// The role of a component.

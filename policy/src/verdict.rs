@@ -36,6 +36,10 @@ pub enum ReasonCode {
     GpuDriverVersion,
     GpuVbiosVersion,
     GpuMeasurementMismatch,
+    NvSwitchCountMismatch,
+    NvSwitchTnvlOff,
+    NvSwitchVbiosVersion,
+    NvSwitchMeasurementMismatch,
     ComponentUnknown,
     ComponentDigestMismatch,
     ComponentSizeMismatch,
@@ -43,7 +47,7 @@ pub enum ReasonCode {
 
 impl ReasonCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ReasonCode; 29] = [
+    pub const ALL: [ReasonCode; 33] = [
         ReasonCode::OrderExpired,
         ReasonCode::OrderRollback,
         ReasonCode::PlatformTeeNotAllowed,
@@ -70,6 +74,10 @@ impl ReasonCode {
         ReasonCode::GpuDriverVersion,
         ReasonCode::GpuVbiosVersion,
         ReasonCode::GpuMeasurementMismatch,
+        ReasonCode::NvSwitchCountMismatch,
+        ReasonCode::NvSwitchTnvlOff,
+        ReasonCode::NvSwitchVbiosVersion,
+        ReasonCode::NvSwitchMeasurementMismatch,
         ReasonCode::ComponentUnknown,
         ReasonCode::ComponentDigestMismatch,
         ReasonCode::ComponentSizeMismatch,
@@ -105,6 +113,10 @@ impl ReasonCode {
             GpuDriverVersion => "GPU_DRIVER_VERSION",
             GpuVbiosVersion => "GPU_VBIOS_VERSION",
             GpuMeasurementMismatch => "GPU_MEASUREMENT_MISMATCH",
+            NvSwitchCountMismatch => "NVSWITCH_COUNT_MISMATCH",
+            NvSwitchTnvlOff => "NVSWITCH_TNVL_OFF",
+            NvSwitchVbiosVersion => "NVSWITCH_VBIOS_VERSION",
+            NvSwitchMeasurementMismatch => "NVSWITCH_MEASUREMENT_MISMATCH",
             ComponentUnknown => "COMPONENT_UNKNOWN",
             ComponentDigestMismatch => "COMPONENT_DIGEST_MISMATCH",
             ComponentSizeMismatch => "COMPONENT_SIZE_MISMATCH",

@@ -245,3 +245,84 @@ fn reason_codes_are_unique_screaming_snake() {
         assert!(seen.insert(s), "{s}");
     }
 }
+
+fn switch(index: u32) -> tl_evidence::NvSwitchClaims {
+    tl_evidence::NvSwitchClaims {
+        index,
+        tnvl_mode: true,
+        locked: true,
+        vbios_version: "96.10.55.00.01".into(),
+        measurements: [(1, h(0x51, 48)), (2, h(0x52, 48))].into_iter().collect(),
+    }
+}
+
+fn with_switch_section(section: &str) -> Order {
+    let t = order_toml(&keys());
+    let at = t.find("[[components]]").unwrap();
+    Order::from_toml(&format!("{}{section}\n\n{}", &t[..at], &t[at..])).unwrap()
+}
+
+#[test]
+fn no_nvswitch_section_means_no_nvswitch() {
+    let o = order();
+    let mut c = tdx_claims();
+    assert!(appraise(&o, &c, &ctx()).passed());
+    c.nvswitches.push(switch(0));
+    assert_eq!(
+        appraise(&o, &c, &ctx()).codes(),
+        vec![ReasonCode::NvSwitchCountMismatch]
+    );
+}
+
+#[test]
+fn every_nvswitch_mismatch_listed() {
+    let o = with_switch_section(&format!(
+        "[platform.nvswitch]\ncount = 2\nvbios_versions = [\"96.10.55.00.01\"]\n\
+         measurements = {{ 1 = \"{}\", 2 = \"{}\" }}",
+        h(0x51, 48),
+        h(0x52, 48)
+    ));
+    let mut c = tdx_claims();
+    c.nvswitches = vec![switch(0), switch(1)];
+    assert!(appraise(&o, &c, &ctx()).passed());
+    c.nvswitches[0].locked = false;
+    c.nvswitches[1].tnvl_mode = false;
+    c.nvswitches[1].vbios_version = "96.10.54.00.01".into();
+    c.nvswitches[1].measurements.insert(1, h(0xee, 48));
+    c.nvswitches[1].measurements.remove(&2);
+    c.nvswitches.push(switch(2));
+    let v = appraise(&o, &c, &ctx());
+    assert_eq!(
+        v.codes(),
+        vec![
+            ReasonCode::NvSwitchCountMismatch,
+            ReasonCode::NvSwitchTnvlOff,
+            ReasonCode::NvSwitchTnvlOff,
+            ReasonCode::NvSwitchVbiosVersion,
+            ReasonCode::NvSwitchMeasurementMismatch,
+            ReasonCode::NvSwitchMeasurementMismatch,
+        ],
+        "{v}"
+    );
+    let text = v.to_string();
+    assert!(
+        text.contains("NVSwitch 0 trusted NVLink mode on, not locked"),
+        "{text}"
+    );
+    assert!(text.contains("NVSwitch 1 measurement 2 absent"), "{text}");
+}
+
+#[test]
+fn nvswitch_section_is_strict() {
+    let t = order_toml(&keys());
+    let at = t.find("[[components]]").unwrap();
+    for bad in [
+        "[platform.nvswitch]\ncount = 65",
+        "[platform.nvswitch]\ncount = 1\ncc_mode = true",
+        "[platform.nvswitch]\ncount = 1\nmeasurements = { 256 = \"00\" }",
+        "[platform.nvswitch]\ncount = 1\nmeasurements = { 1 = \"zz\" }",
+    ] {
+        let text = format!("{}{bad}\n\n{}", &t[..at], &t[at..]);
+        assert!(Order::from_toml(&text).is_err(), "{bad}");
+    }
+}
