@@ -43,6 +43,8 @@ pub enum PolicyFailure {
     GpuCcOff(u32),
     #[error("GPU {0} runs in debug mode")]
     GpuDebug(u32),
+    #[error("NVSwitch {0} is not in trusted NVLink mode, locked")]
+    NvSwitchTnvlOff(u32),
     #[error("SEV-SNP appraisal: {0}")]
     Snp(&'static str),
     #[error("evidence of this TEE kind is not certified by this CA")]
@@ -58,6 +60,7 @@ impl PolicyFailure {
             Self::TcbStatus(_) => "ISSUANCE_TCB_STATUS",
             Self::GpuCcOff(_) => "ISSUANCE_GPU_CC_OFF",
             Self::GpuDebug(_) => "ISSUANCE_GPU_DEBUG",
+            Self::NvSwitchTnvlOff(_) => "ISSUANCE_NVSWITCH_TNVL_OFF",
             Self::Snp(code) => code,
             Self::TeeKind => "ISSUANCE_TEE_KIND",
         }
@@ -95,6 +98,11 @@ impl IssuancePolicy {
             }
             if g.debug {
                 failures.push(PolicyFailure::GpuDebug(g.index));
+            }
+        }
+        for s in &claims.nvswitches {
+            if !(s.tnvl_mode && s.locked) {
+                failures.push(PolicyFailure::NvSwitchTnvlOff(s.index));
             }
         }
         if failures.is_empty() {
@@ -145,6 +153,15 @@ mod tests {
             vbios_version: "y".into(),
             measurements: Default::default(),
         });
+        for (index, tnvl_mode, locked) in [(0, true, true), (1, false, true), (2, true, false)] {
+            c.nvswitches.push(tl_evidence::NvSwitchClaims {
+                index,
+                tnvl_mode,
+                locked,
+                vbios_version: "z".into(),
+                measurements: Default::default(),
+            });
+        }
         let codes: Vec<&str> = p
             .appraise(&c)
             .unwrap_err()
@@ -158,7 +175,9 @@ mod tests {
                 "ISSUANCE_DEBUG",
                 "ISSUANCE_TCB_STATUS",
                 "ISSUANCE_GPU_CC_OFF",
-                "ISSUANCE_GPU_DEBUG"
+                "ISSUANCE_GPU_DEBUG",
+                "ISSUANCE_NVSWITCH_TNVL_OFF",
+                "ISSUANCE_NVSWITCH_TNVL_OFF"
             ]
         );
         let allow = IssuancePolicy {
@@ -168,6 +187,7 @@ mod tests {
         };
         c.debug = false;
         c.gpus.clear();
+        c.nvswitches.retain(|s| s.index == 0);
         assert_eq!(allow.appraise(&c), Ok(()));
         assert_eq!(
             parse_tcb_status("SWHardeningNeeded"),
