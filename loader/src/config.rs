@@ -372,12 +372,13 @@ impl LoaderConfig {
                 return Err(bad(format!("{name} must be an absolute path")));
             }
         }
-        if c.gpu
-            .nvml_library
-            .as_ref()
-            .is_some_and(|p| !p.is_absolute())
-        {
-            return Err(bad("gpu.nvml_library must be an absolute path".into()));
+        for (name, p) in [
+            ("gpu.nvml_library", &c.gpu.nvml_library),
+            ("gpu.nscq_library", &c.gpu.nscq_library),
+        ] {
+            if p.as_ref().is_some_and(|p| !p.is_absolute()) {
+                return Err(bad(format!("{name} must be an absolute path")));
+            }
         }
         Ok(c)
     }
@@ -440,6 +441,7 @@ output_dir = "/run/outputs"
                 .code()
         };
         assert_eq!(code("nvml_library = \"nvml.so\""), "CONFIG_INVALID");
+        assert_eq!(code("nscq_library = \"nscq.so\""), "CONFIG_INVALID");
         assert_eq!(code("pci_devices_root = \"pci\""), "CONFIG_INVALID");
         assert_eq!(code("other = 1"), "CONFIG_INVALID");
     }

@@ -9,26 +9,34 @@
 //!    still shows, so it cannot hide from the count. NVIDIA HD audio
 //!    functions (`0x0403`) are not GPUs and are not counted.
 //!    NVSwitches (NVIDIA, class `0x0680`) carry GPU-to-GPU traffic in
-//!    multi-GPU protected PCIe mode; their evidence comes through NVIDIA's
-//!    NSCQ library, which this loader does not implement yet, so a CVM with
-//!    an NVSwitch on its bus halts with `GPU_NVSWITCH_UNATTESTED` (fail
-//!    closed) instead of running with unattested switches.
-//! 2. No GPU in the inventory: no GPU evidence, NVML is not even loaded (a
+//!    multi-GPU protected PCIe mode; they are inventoried the same way.
+//! 2. NVSwitches in the inventory: their evidence comes through NVIDIA's
+//!    NSCQ library ([`crate::nscq`], loaded at run time; cannot be loaded or
+//!    opened: `GPU_NVSWITCH_UNATTESTED`, the switches are named). NSCQ must
+//!    enumerate as many switches as the PCI bus shows
+//!    (`GPU_NVSWITCH_COUNT_MISMATCH`); each must be an LS10 switch
+//!    (`GPU_NVSWITCH_ARCH`) in trusted NVLink mode and locked
+//!    (`/config/pcie_mode` bits 0 and 1, `GPU_NVSWITCH_TNVL_OFF`), and answers
+//!    [`nvswitch_nonce`]`(cpu_nonce, index)` with an attestation report that
+//!    must parse and echo that nonce (`GPU_NVSWITCH_REPORT`) and a PEM
+//!    certificate chain (`GPU_NVSWITCH_CERTIFICATE`). This runs before NVML
+//!    is loaded.
+//! 3. No GPU in the inventory: no GPU evidence, NVML is not even loaded (a
 //!    CPU-only CVM). Whether the order accepts that is the order's
 //!    `[platform.gpu]` section's decision (absent section: no GPU allowed).
-//! 3. GPUs in the inventory but NVML cannot be loaded or initialised:
+//! 4. GPUs in the inventory but NVML cannot be loaded or initialised:
 //!    `GPU_NVML_UNAVAILABLE` ("N NVIDIA GPU(s) present but libnvidia-ml could
 //!    not be loaded: ...").
-//! 4. The system's confidential-computing state must be feature on,
+//! 5. The system's confidential-computing state must be feature on,
 //!    developer tools off, production environment
 //!    (`nvmlSystemGetConfComputeState`); anything else, or a failed query, is
 //!    `GPU_CC_MODE_OFF` / `GPU_NVML`. The SPDM report carries no CC-mode
 //!    field, so this check is what backs `GpuClaims::cc_mode = true` at the
 //!    verifier.
-//! 5. NVML's device count must equal the inventory's, and every NVML device's
+//! 6. NVML's device count must equal the inventory's, and every NVML device's
 //!    PCI address must be a distinct inventory entry (`GPU_COUNT_MISMATCH`,
 //!    `GPU_INVENTORY_MISMATCH`).
-//! 6. Each device answers `gpu_nonce(cpu_nonce, index)` with an attestation
+//! 7. Each device answers `gpu_nonce(cpu_nonce, index)` with an attestation
 //!    report (`nvmlDeviceGetConfComputeGpuAttestationReport`) that must parse
 //!    and echo that nonce, and gives its attestation certificate chain
 //!    (`nvmlDeviceGetConfComputeGpuCertificate`, PEM, decoded to DER).
@@ -47,8 +55,8 @@ use std::path::{Path, PathBuf};
 
 use nvml_wrapper::Nvml;
 use serde::Deserialize;
-use tl_evidence::binding::gpu_nonce;
-use tl_evidence::bundle::GpuEvidence;
+use tl_evidence::binding::{gpu_nonce, nvswitch_nonce};
+use tl_evidence::bundle::{GpuEvidence, NvSwitchEvidence};
 use tl_evidence::nvidia::certs::{pem_certificates, ChainKind};
 use tl_evidence::nvidia::spdm::parse_report;
 
@@ -82,6 +90,11 @@ pub struct GpuConfig {
     /// search path.
     #[serde(default)]
     pub nvml_library: Option<PathBuf>,
+    /// NSCQ library path (NVSwitches); default `libnvidia-nscq.so.2`
+    /// through the loader's search path. Loaded only when NVSwitches are on
+    /// the PCI bus.
+    #[serde(default)]
+    pub nscq_library: Option<PathBuf>,
 }
 
 impl Default for GpuConfig {
@@ -89,6 +102,7 @@ impl Default for GpuConfig {
         GpuConfig {
             pci_devices_root: default_pci_root(),
             nvml_library: None,
+            nscq_library: None,
         }
     }
 }
@@ -129,9 +143,34 @@ pub enum GpuError {
     /// The GPUs could not be set ready after appraisal.
     #[error("setting GPUs ready: {detail}")]
     Ready { detail: String },
-    /// NVSwitches are present; their attestation is not implemented.
-    #[error("{} NVIDIA NVSwitch(es) on the PCI bus ({}); NVSwitch attestation is not supported, so the loader does not run with them", .0.len(), .0.join(", "))]
-    NvSwitchUnattested(Vec<String>),
+    /// NVSwitches are present but NSCQ could not be loaded or opened.
+    #[error("{} NVIDIA NVSwitch(es) on the PCI bus ({}) but they cannot be attested: {detail}", .switches.len(), .switches.join(", "))]
+    NvSwitchUnattested {
+        switches: Vec<String>,
+        detail: String,
+    },
+    /// An NSCQ call failed.
+    #[error("NSCQ: {0}")]
+    Nscq(String),
+    /// NSCQ enumerates another number of switches than the PCI bus shows.
+    #[error("{inventory} NVIDIA NVSwitch(es) on the PCI bus but NSCQ enumerates {nscq}")]
+    NvSwitchCountMismatch { inventory: usize, nscq: usize },
+    /// A switch of an architecture without attestation.
+    #[error("NVSwitch {index} ({label}) has architecture {arch}, not LS10")]
+    NvSwitchArch { index: u32, label: String, arch: i8 },
+    /// A switch not in trusted NVLink mode, or not locked.
+    #[error("NVSwitch {index} ({label}) is not in trusted NVLink mode, locked (pcie_mode {status:#04x})")]
+    NvSwitchTnvlOff {
+        index: u32,
+        label: String,
+        status: i8,
+    },
+    /// A switch's attestation report could not be obtained or is unusable.
+    #[error("NVSwitch {index} attestation report: {detail}")]
+    NvSwitchReport { index: u32, detail: String },
+    /// A switch's certificate chain could not be obtained or decoded.
+    #[error("NVSwitch {index} certificate chain: {detail}")]
+    NvSwitchCertificate { index: u32, detail: String },
 }
 
 impl GpuError {
@@ -147,7 +186,13 @@ impl GpuError {
             GpuError::Report { .. } => "GPU_REPORT_UNAVAILABLE",
             GpuError::Certificate { .. } => "GPU_CERTIFICATE_UNAVAILABLE",
             GpuError::Ready { .. } => "GPU_READY_FAILED",
-            GpuError::NvSwitchUnattested(_) => "GPU_NVSWITCH_UNATTESTED",
+            GpuError::NvSwitchUnattested { .. } => "GPU_NVSWITCH_UNATTESTED",
+            GpuError::Nscq(_) => "GPU_NSCQ",
+            GpuError::NvSwitchCountMismatch { .. } => "GPU_NVSWITCH_COUNT_MISMATCH",
+            GpuError::NvSwitchArch { .. } => "GPU_NVSWITCH_ARCH",
+            GpuError::NvSwitchTnvlOff { .. } => "GPU_NVSWITCH_TNVL_OFF",
+            GpuError::NvSwitchReport { .. } => "GPU_NVSWITCH_REPORT",
+            GpuError::NvSwitchCertificate { .. } => "GPU_NVSWITCH_CERTIFICATE",
         }
     }
 }
@@ -434,20 +479,26 @@ pub struct GpuCollection {
     pub inventory: Vec<PciGpu>,
     /// Present when there are GPUs; used to set them ready after appraisal.
     pub session: Option<GpuSession>,
+    /// One entry per NVSwitch, in NSCQ enumeration order; empty without
+    /// switches.
+    pub nvswitches: Vec<NvSwitchEvidence>,
 }
 
 /// Inventory the GPUs and collect one attestation report per GPU for the
 /// CA's nonce `cpu_nonce` (see the module documentation for the rules).
 pub fn collect(cfg: &GpuConfig, cpu_nonce: &[u8]) -> Result<GpuCollection, GpuError> {
     let scan = pci_scan(&cfg.pci_devices_root)?;
-    if !scan.nvswitches.is_empty() {
-        return Err(GpuError::NvSwitchUnattested(
-            scan.nvswitches.iter().map(|a| a.to_string()).collect(),
-        ));
-    }
+    let nvswitches = if scan.nvswitches.is_empty() {
+        Vec::new()
+    } else {
+        collect_nvswitches(cfg, &scan.nvswitches, cpu_nonce)?
+    };
     let inventory = scan.gpus;
     if inventory.is_empty() {
-        return Ok(GpuCollection::default());
+        return Ok(GpuCollection {
+            nvswitches,
+            ..GpuCollection::default()
+        });
     }
     if inventory.len() > MAX_GPUS {
         return Err(GpuError::Inventory {
@@ -573,7 +624,75 @@ pub fn collect(cfg: &GpuConfig, cpu_nonce: &[u8]) -> Result<GpuCollection, GpuEr
         evidence,
         inventory,
         session: Some(GpuSession { nvml }),
+        nvswitches,
     })
+}
+
+/// Evidence of the NVSwitches at `on_bus` through NSCQ (rule 2 of the
+/// module documentation).
+fn collect_nvswitches(
+    cfg: &GpuConfig,
+    on_bus: &[PciAddress],
+    cpu_nonce: &[u8],
+) -> Result<Vec<NvSwitchEvidence>, GpuError> {
+    use crate::nscq::{Nscq, NSCQ_ARCH_LS10, TNVL_ENABLED_BIT, TNVL_LOCKED_BIT};
+    let lib: OsString = cfg
+        .nscq_library
+        .as_ref()
+        .map(|p| p.as_os_str().to_owned())
+        .unwrap_or_else(|| crate::nscq::DEFAULT_NSCQ_LIBRARY.into());
+    let nscq = Nscq::open(&lib).map_err(|e| GpuError::NvSwitchUnattested {
+        switches: on_bus.iter().map(|a| a.to_string()).collect(),
+        detail: format!("NSCQ: {e}"),
+    })?;
+    let nscq_err = |e: crate::nscq::NscqError| GpuError::Nscq(e.to_string());
+    let labels = nscq.switch_labels().map_err(nscq_err)?;
+    if labels.len() != on_bus.len() {
+        return Err(GpuError::NvSwitchCountMismatch {
+            inventory: on_bus.len(),
+            nscq: labels.len(),
+        });
+    }
+    let mut out = Vec::with_capacity(labels.len());
+    for (index, label) in (0u32..).zip(labels) {
+        let arch = nscq.arch(&label).map_err(nscq_err)?;
+        if arch != NSCQ_ARCH_LS10 {
+            return Err(GpuError::NvSwitchArch { index, label, arch });
+        }
+        let status = nscq.tnvl_status(&label).map_err(nscq_err)?;
+        let want = TNVL_ENABLED_BIT | TNVL_LOCKED_BIT;
+        if status & want != want {
+            return Err(GpuError::NvSwitchTnvlOff {
+                index,
+                label,
+                status,
+            });
+        }
+        let nonce = nvswitch_nonce(cpu_nonce, index);
+        let report_err = |detail: String| GpuError::NvSwitchReport { index, detail };
+        let report = nscq
+            .attestation_report(&label, &nonce)
+            .map_err(|e| report_err(format!("{label}: {e}")))?;
+        let parsed = parse_report(&report).map_err(|e| report_err(format!("{}: {e}", e.code())))?;
+        if parsed.request.nonce != nonce {
+            return Err(report_err("the report answers another nonce".into()));
+        }
+        let cert_err = |detail: String| GpuError::NvSwitchCertificate { index, detail };
+        let pem = nscq
+            .certificate_chain(&label)
+            .map_err(|e| cert_err(format!("{label}: {e}")))?;
+        let certificates = pem_certificates(&pem, ChainKind::Device)
+            .map_err(|e| cert_err(format!("{}: {e}", e.code())))?;
+        if certificates.is_empty() {
+            return Err(cert_err("empty".into()));
+        }
+        out.push(NvSwitchEvidence {
+            index,
+            report,
+            certificates,
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

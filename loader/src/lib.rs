@@ -15,6 +15,7 @@ pub mod config;
 pub mod gpu;
 pub mod halt;
 pub mod keys;
+pub mod nscq;
 pub mod pid1;
 pub mod pipeline;
 pub mod qgs;

@@ -201,14 +201,25 @@ pub fn run(
     progress(
         "gpu",
         &format!(
-            "{} NVIDIA GPU(s) on the PCI bus, {} attestation report(s) in CC mode",
+            "{} NVIDIA GPU(s) on the PCI bus, {} attestation report(s) in CC mode{}",
             gpus.inventory.len(),
-            gpus.evidence.len()
+            gpus.evidence.len(),
+            if gpus.nvswitches.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", {} NVSwitch report(s) in trusted NVLink mode",
+                    gpus.nvswitches.len()
+                )
+            }
         ),
     );
     let bundle_gpus = gpus.evidence.clone();
-    let gpu_digest =
-        tl_evidence::binding::gpu_evidence_digest(bundle_gpus.iter().map(|g| g.report.as_slice()));
+    let bundle_switches = gpus.nvswitches.clone();
+    let gpu_digest = tl_evidence::binding::device_evidence_digest(
+        bundle_gpus.iter().map(|g| g.report.as_slice()),
+        bundle_switches.iter().map(|s| s.report.as_slice()),
+    );
     // The vTPM's AK is bound into the CPU report data; its quote then answers
     // that same report data (composite evidence).
     let tpm_ak = match (tpm.as_mut(), cfg.tpm.as_ref()) {
@@ -312,14 +323,16 @@ pub fn run(
     }
     let bundle = EvidenceBundle {
         gpus: bundle_gpus,
+        nvswitches: bundle_switches,
         tpm: tpm_evidence,
         ..EvidenceBundle::new(cpu)
     };
     progress(
         "evidence",
         &format!(
-            "{what} binding nonce, signing key, encryption key, {} GPU report(s){}",
+            "{what} binding nonce, signing key, encryption key, {} GPU and {} NVSwitch report(s){}",
             bundle.gpus.len(),
+            bundle.nvswitches.len(),
             if bundle.tpm.is_some() {
                 " and the vTPM's attestation key"
             } else {

@@ -10,22 +10,42 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tl_evidence::binding::gpu_nonce;
+use tl_evidence::binding::{gpu_nonce, nvswitch_nonce};
+use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle};
 use tl_evidence::nvidia::spdm::parse_report;
+use tl_evidence::nvidia::GpuAnchors;
+use tl_evidence::sim::{SimNvKind, SimTee};
+use tl_evidence::verify::{verify_nvswitches, TrustAnchors, VerifyOptions};
 use tl_loader::gpu::{collect, pci_inventory, GpuConfig, GpuError, PciAddress};
 use tl_loader::halt::Halt;
 
 const FAKE_SRC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fake-nvml/fake_nvml.c");
+const FAKE_NSCQ_SRC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fake-nscq/fake_nscq.c");
 const NONCE: &[u8] = b"an enrollment nonce from the CA.";
 
 /// Build the fake NVML library with `defines` into `dir`.
 fn fake_nvml(dir: &Path, defines: &[&str]) -> PathBuf {
-    let out = dir.join("libnvidia-ml-fake.so");
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     // A test binary run away from its source tree (scripts/gpu-device-check)
     // is told where the C file is.
     let src =
         std::env::var_os("TL_FAKE_NVML_SRC").map_or_else(|| PathBuf::from(FAKE_SRC), PathBuf::from);
+    build_fake(&src, &dir.join("libnvidia-ml-fake.so"), defines)
+}
+
+/// Build the fake NSCQ library answering from `answers` with `defines`.
+fn fake_nscq(dir: &Path, answers: &Path, defines: &[&str]) -> PathBuf {
+    let src = std::env::var_os("TL_FAKE_NSCQ_SRC")
+        .map_or_else(|| PathBuf::from(FAKE_NSCQ_SRC), PathBuf::from);
+    let mut d: Vec<String> = defines.iter().map(|s| s.to_string()).collect();
+    d.push(format!("FAKE_DIR={:?}", answers.display().to_string()));
+    let d: Vec<&str> = d.iter().map(String::as_str).collect();
+    build_fake(&src, &dir.join("libnvidia-nscq-fake.so"), &d)
+}
+
+/// Compile the C file `src` into the shared library `out`.
+fn build_fake(src: &Path, out: &Path, defines: &[&str]) -> PathBuf {
+    let out = out.to_path_buf();
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let mut cmd = Command::new(cc);
     cmd.args(["-shared", "-fPIC", "-Wall", "-Werror", "-o"])
         .arg(&out)
@@ -34,7 +54,7 @@ fn fake_nvml(dir: &Path, defines: &[&str]) -> PathBuf {
         cmd.arg(format!("-D{d}"));
     }
     let st = cmd.status().expect("running the C compiler");
-    assert!(st.success(), "building the fake NVML library failed");
+    assert!(st.success(), "building {} failed", src.display());
     out
 }
 
@@ -86,6 +106,7 @@ fn cfg(root: PathBuf, lib: Option<PathBuf>) -> GpuConfig {
     GpuConfig {
         pci_devices_root: root,
         nvml_library: lib,
+        nscq_library: None,
     }
 }
 
@@ -129,10 +150,14 @@ fn an_nvswitch_halts_before_nvml() {
             .collect::<Vec<_>>(),
         ["0000:05:00.0"]
     );
-    // Refused before NVML is even looked for (the library path does not exist).
-    let e = collect(&cfg(root, Some(tmp.path().join("no-libnvml.so"))), b"nonce").unwrap_err();
+    // Without NSCQ the switch cannot be attested: refused before NVML is
+    // even looked for (neither library path exists).
+    let mut c = cfg(root, Some(tmp.path().join("no-libnvml.so")));
+    c.nscq_library = Some(tmp.path().join("no-libnvidia-nscq.so.2"));
+    let e = collect(&c, b"nonce").unwrap_err();
     assert_eq!(e.code(), "GPU_NVSWITCH_UNATTESTED");
     assert!(e.to_string().contains("0000:05:00.0"), "{e}");
+    assert!(e.to_string().contains("no-libnvidia-nscq.so.2"), "{e}");
     let h = tl_loader::halt::Halt::from(e);
     assert_eq!(h.code(), "GPU_UNATTESTED");
     // A switch of another vendor is not an NVSwitch.
@@ -298,4 +323,192 @@ fn pci_address_forms_agree() {
         PciAddress::parse("00000000:3B:00.0"),
         PciAddress::parse("0000:3b:00.0")
     );
+}
+
+// ---------------------------------------------------------------------------
+// NVSwitches through a fake NSCQ library whose answers are real: reports and
+// chains of simulated NVSwitches (tl_evidence::sim), keyed by the nonce the
+// loader sets, so what the loader collects is checked by the real verifier.
+
+/// Add `n` NVSwitches (bus 0x05, 0x06, ...) to a sysfs tree.
+fn switches(root: &Path, n: usize) {
+    for i in 0..n {
+        pci(
+            root,
+            &format!("0000:{:02x}:00.0", 0x05 + i),
+            "0x068000",
+            "0x10de",
+            "0x22a3",
+            Some("nvidia-nvswitch"),
+        );
+    }
+}
+
+/// Answers for the fake NSCQ: switch `i` answers `nvswitch_nonce(NONCE, i)`
+/// for `i < n` with the simulated switch `i`'s report and chain.
+fn answers(dir: &Path, sim: &SimTee, n: u32) -> PathBuf {
+    let a = dir.join("nscq-answers");
+    fs::create_dir_all(&a).unwrap();
+    for i in 0..n {
+        let d = sim.nvidia_device(SimNvKind::NvSwitch, i);
+        let nonce = nvswitch_nonce(NONCE, i);
+        fs::write(
+            a.join(format!("report-{}.bin", hex::encode(nonce))),
+            d.report(&nonce),
+        )
+        .unwrap();
+        fs::write(a.join(format!("chain-{i}.pem")), d.chain_pem()).unwrap();
+    }
+    a
+}
+
+struct SwitchSetup {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    nvml: PathBuf,
+    answers: PathBuf,
+    sim: SimTee,
+}
+
+/// Two GPUs (fake NVML) and `n` NVSwitches on the bus, answers for them.
+fn switch_setup(n: usize) -> SwitchSetup {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tree(tmp.path(), 2);
+    switches(&root, n);
+    let nvml = fake_nvml(tmp.path(), &["FAKE_GPUS=2"]);
+    let sim = SimTee::from_seed([3; 32]);
+    let answers = answers(tmp.path(), &sim, u32::try_from(n).unwrap());
+    SwitchSetup {
+        root,
+        nvml,
+        answers,
+        sim,
+        _tmp: tmp,
+    }
+}
+
+impl SwitchSetup {
+    fn collect(&self, defines: &[&str]) -> Result<tl_loader::gpu::GpuCollection, GpuError> {
+        let dir = tempfile::tempdir_in(self._tmp.path()).unwrap();
+        let nscq = fake_nscq(dir.path(), &self.answers, defines);
+        let mut c = cfg(self.root.clone(), Some(self.nvml.clone()));
+        c.nscq_library = Some(nscq);
+        collect(&c, NONCE)
+    }
+
+    fn err(&self, defines: &[&str]) -> GpuError {
+        let e = self.collect(defines).unwrap_err();
+        assert_eq!(Halt::from(e.clone()).code(), "GPU_UNATTESTED");
+        e
+    }
+}
+
+#[test]
+fn nvswitches_in_tnvl_mode_give_evidence_the_verifier_accepts() {
+    let s = switch_setup(2);
+    let got = s.collect(&["FAKE_SWITCHES=2"]).unwrap();
+    assert_eq!(got.evidence.len(), 2, "GPUs still collected");
+    assert_eq!(got.nvswitches.len(), 2);
+    for (i, ev) in (0u32..).zip(&got.nvswitches) {
+        assert_eq!(ev.index, i);
+        let d = s.sim.nvidia_device(SimNvKind::NvSwitch, i);
+        assert_eq!(ev.report, d.report(&nvswitch_nonce(NONCE, i)));
+        assert_eq!(ev.certificates, d.chain_der());
+    }
+    // What the loader collected verifies with the real verifier.
+    let bundle = EvidenceBundle {
+        nvswitches: got.nvswitches.clone(),
+        ..EvidenceBundle::new(CpuEvidence {
+            kind: CpuEvidenceKind::TdxQuote,
+            quote: vec![],
+            certificates: vec![],
+        })
+    };
+    let mut o = VerifyOptions::new(
+        1_760_000_000,
+        TrustAnchors::simulated(s.sim.root_certificate_der()),
+    );
+    o.expected_nonce = Some(NONCE.to_vec());
+    o.gpu_anchors = GpuAnchors::from_der(&[s.sim.nvidia_root_der().as_slice()]).unwrap();
+    let (claims, devices) = verify_nvswitches(&bundle, &o).unwrap();
+    assert_eq!(claims.len(), 2);
+    assert!(claims.iter().all(|c| c.tnvl_mode && c.locked));
+    assert_eq!(devices.len(), 2);
+}
+
+#[test]
+fn nvswitch_count_must_match_the_bus() {
+    let s = switch_setup(2);
+    let e = s.err(&["FAKE_SWITCHES=1"]);
+    assert_eq!(e.code(), "GPU_NVSWITCH_COUNT_MISMATCH", "{e}");
+    assert!(e
+        .to_string()
+        .contains("2 NVIDIA NVSwitch(es) on the PCI bus but NSCQ enumerates 1"));
+}
+
+#[test]
+fn nvswitch_not_in_tnvl_mode_or_unlocked_is_unattested() {
+    let s = switch_setup(1);
+    for mode in ["0", "1", "2"] {
+        let e = s.err(&[&format!("FAKE_PCIE_MODE={mode}")]);
+        assert_eq!(e.code(), "GPU_NVSWITCH_TNVL_OFF", "{mode}: {e}");
+        assert!(e.to_string().contains("ls10-0"), "{e}");
+    }
+}
+
+#[test]
+fn nvswitch_of_another_architecture_is_unattested() {
+    let s = switch_setup(1);
+    let e = s.err(&["FAKE_ARCH=1"]);
+    assert_eq!(e.code(), "GPU_NVSWITCH_ARCH", "{e}");
+}
+
+#[test]
+fn nvswitch_report_failures_are_unattested() {
+    let s = switch_setup(1);
+    // The switch's report call fails.
+    let e = s.err(&["FAKE_REPORT_RC=-8"]);
+    assert_eq!(e.code(), "GPU_NVSWITCH_REPORT", "{e}");
+    assert!(e.to_string().contains("NSCQ_RC_ERROR_TIMEOUT"), "{e}");
+    // A size beyond the structure.
+    let e = s.err(&["FAKE_REPORT_SIZE=0x2001"]);
+    assert_eq!(e.code(), "GPU_NVSWITCH_REPORT", "{e}");
+    // A truncated report.
+    let e = s.err(&["FAKE_REPORT_SIZE=40"]);
+    assert_eq!(e.code(), "GPU_NVSWITCH_REPORT", "{e}");
+    assert!(e.to_string().contains("GPU_REPORT_MALFORMED"), "{e}");
+    // The switch answers another nonce than the one the loader set.
+    let other = s.sim.nvidia_device(SimNvKind::NvSwitch, 0);
+    let want = nvswitch_nonce(NONCE, 0);
+    fs::write(
+        s.answers.join(format!("report-{}.bin", hex::encode(want))),
+        other.report(&nvswitch_nonce(NONCE, 7)),
+    )
+    .unwrap();
+    let e = s.err(&[]);
+    assert_eq!(e.code(), "GPU_NVSWITCH_REPORT", "{e}");
+    assert!(e.to_string().contains("another nonce"), "{e}");
+}
+
+#[test]
+fn nvswitch_without_a_chain_is_unattested() {
+    let s = switch_setup(1);
+    fs::remove_file(s.answers.join("chain-0.pem")).unwrap();
+    let e = s.err(&[]);
+    assert_eq!(e.code(), "GPU_NVSWITCH_CERTIFICATE", "{e}");
+    fs::write(s.answers.join("chain-0.pem"), "not PEM").unwrap();
+    assert_eq!(s.err(&[]).code(), "GPU_NVSWITCH_CERTIFICATE");
+}
+
+#[test]
+fn nscq_session_and_answer_failures_are_unattested() {
+    let s = switch_setup(1);
+    let e = s.err(&["FAKE_CREATE_RC=-7"]);
+    assert_eq!(e.code(), "GPU_NVSWITCH_UNATTESTED", "{e}");
+    assert!(e.to_string().contains("NSCQ_RC_ERROR_DRV"), "{e}");
+    let e = s.err(&["FAKE_BAD_LABEL"]);
+    assert_eq!(e.code(), "GPU_NSCQ", "{e}");
+    let e = s.err(&["FAKE_TWICE"]);
+    assert_eq!(e.code(), "GPU_NSCQ", "{e}");
+    assert!(e.to_string().contains("2 answers for one device"), "{e}");
 }
