@@ -73,7 +73,9 @@ pub enum Cmd {
         "  tl evidence verify tdx-quote.hex --collateral pcs/ --at 2025-07-19T10:00:00Z --json\n\n",
         "  tl evidence verify quote.bin --collateral c.json --accept-tcb UpToDate,SWHardeningNeeded\n\n",
         "  tl evidence verify bundle.json --simulated-root sim-root.der\n\n",
-        "  tl evidence verify report.bin --certs vcek.der --at 2023-05-01T00:00:00Z"
+        "  tl evidence verify report.bin --certs vcek.der --at 2023-05-01T00:00:00Z\n\n",
+        "  tl evidence verify gpu-report.hex --gpu-certs gpu-chain.pem --gpu-nonce <64 hex>\n\n",
+        "  tl evidence verify switch-report.bin --nvswitch --gpu-certs switch-chain.pem --gpu-nonce <64 hex>"
     )
 )]
 pub struct VerifyArgs {
@@ -111,6 +113,15 @@ pub struct VerifyArgs {
     /// NVIDIA GPU: the 32-byte nonce (64 hex digits) the report must answer.
     #[arg(long, value_name = "HEX")]
     gpu_nonce: Option<String>,
+    /// NVIDIA NVSwitch: with --gpu-certs and --gpu-nonce, FILE is an
+    /// NVSwitch's report (from NSCQ). Checked the same way, except that a
+    /// report without an FWID field is accepted (as NVIDIA's verifier does).
+    #[arg(long, requires = "gpu_certs")]
+    nvswitch: bool,
+    /// NVIDIA GPU/NVSwitch: trust this device root (PEM or DER) instead of
+    /// NVIDIA's, e.g. the simulated one. Test setups only.
+    #[arg(long, value_name = "FILE", requires = "gpu_certs")]
+    gpu_root: Option<PathBuf>,
     /// NVIDIA GPU: a signed reference integrity manifest (SWID tag) to compare
     /// the report's measurements with, index by index (repeatable: driver and
     /// VBIOS RIMs). Every mismatch is listed; any mismatch fails.
@@ -133,8 +144,12 @@ struct GpuReport {
     code: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// `gpu` or `nvswitch`.
+    device: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     claims: Option<tl_evidence::GpuClaims>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nvswitch_claims: Option<tl_evidence::NvSwitchClaims>,
     #[serde(skip_serializing_if = "Option::is_none")]
     fwid: Option<String>,
     rim_compared: Vec<u32>,
@@ -177,21 +192,50 @@ fn verify_gpu(a: &VerifyArgs, chain_path: &std::path::Path) -> anyhow::Result<()
         ok: false,
         code: None,
         error: None,
+        device: if a.nvswitch { "nvswitch" } else { "gpu" },
         claims: None,
+        nvswitch_claims: None,
         fwid: None,
         rim_compared: vec![],
         rim_mismatches: vec![],
         rim_tolerated: vec![],
     };
-    match tl_evidence::nvidia::verify_report(&bytes, &chain, &nonce, &GpuAnchors::nvidia(), now) {
+    let verify = if a.nvswitch {
+        tl_evidence::nvidia::verify_switch_report
+    } else {
+        tl_evidence::nvidia::verify_report
+    };
+    let anchors = match &a.gpu_root {
+        None => GpuAnchors::nvidia(),
+        Some(p) => {
+            let raw = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            let der = if raw.starts_with(b"-----BEGIN") {
+                certs::pem_certificates(&raw, certs::ChainKind::Device)
+                    .map_err(|e| anyhow!("{}: {}: {e}", p.display(), e.code()))?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| anyhow!("{}: no certificate", p.display()))?
+            } else {
+                raw
+            };
+            GpuAnchors::from_der(&[der.as_slice()])
+                .map_err(|e| anyhow!("{}: {}: {e}", p.display(), e.code()))?
+        }
+    };
+    match verify(&bytes, &chain, &nonce, &anchors, now) {
         Err(e) => {
             out.code = Some(e.code());
             out.error = Some(e.to_string());
         }
         Ok(v) => {
             out.fwid = v.info.fwid.map(hex::encode);
-            // CC mode is not signed by the GPU; the loader asserts it (see docs/formats/gpu.md).
-            out.claims = Some(v.claims(0, true, false));
+            // CC mode (GPU) and TNVL mode (switch) are not signed by the
+            // device; the loader asserts them (see docs/formats/gpu.md).
+            if a.nvswitch {
+                out.nvswitch_claims = Some(v.switch_claims(0, true, true));
+            } else {
+                out.claims = Some(v.claims(0, true, false));
+            }
             let measurements = v.measurements();
             let mut rims = Vec::new();
             for p in &a.rim {
@@ -220,38 +264,59 @@ fn verify_gpu(a: &VerifyArgs, chain_path: &std::path::Path) -> anyhow::Result<()
         }
     }
     crate::output::emit(a.json, &out, |r| {
-        match (&r.claims, r.code) {
-            (Some(c), _) => {
-                println!("GPU report: signature, device chain to NVIDIA's root and nonce verified");
-                println!("  driver          {}", c.driver_version);
-                println!("  vbios           {}", c.vbios_version);
-                if let Some(f) = &r.fwid {
-                    println!("  fwid            {f}");
-                }
-                for (i, m) in &c.measurements {
-                    println!("  measurement {i:>3} {m}");
-                }
-                if !r.rim_compared.is_empty() {
-                    println!("  RIM indices compared: {}", r.rim_compared.len());
-                }
-                for m in &r.rim_mismatches {
-                    println!(
-                        "  RIM MISMATCH index {} ({}): expected one of {:?}, got {:?}",
-                        m.index, m.rim, m.expected, m.actual
-                    );
-                }
-                for m in &r.rim_tolerated {
-                    println!(
-                        "  RIM mismatch tolerated by policy: index {} ({})",
-                        m.index, m.rim
-                    );
-                }
+        let verified = if let Some(c) = &r.nvswitch_claims {
+            println!(
+                "NVSwitch report: signature, device chain to NVIDIA's root and nonce verified"
+            );
+            println!("  firmware        {}", c.vbios_version);
+            match &r.fwid {
+                Some(f) => println!("  fwid            {f}"),
+                None => println!("  fwid            (none in the report)"),
             }
-            (None, Some(code)) => println!(
-                "GPU report: REJECTED ({code}): {}",
+            for (i, m) in &c.measurements {
+                println!("  measurement {i:>3} {m}");
+            }
+            true
+        } else if let Some(c) = &r.claims {
+            println!("GPU report: signature, device chain to NVIDIA's root and nonce verified");
+            println!("  driver          {}", c.driver_version);
+            println!("  vbios           {}", c.vbios_version);
+            if let Some(f) = &r.fwid {
+                println!("  fwid            {f}");
+            }
+            for (i, m) in &c.measurements {
+                println!("  measurement {i:>3} {m}");
+            }
+            true
+        } else {
+            false
+        };
+        if verified {
+            if !r.rim_compared.is_empty() {
+                println!("  RIM indices compared: {}", r.rim_compared.len());
+            }
+            for m in &r.rim_mismatches {
+                println!(
+                    "  RIM MISMATCH index {} ({}): expected one of {:?}, got {:?}",
+                    m.index, m.rim, m.expected, m.actual
+                );
+            }
+            for m in &r.rim_tolerated {
+                println!(
+                    "  RIM mismatch tolerated by policy: index {} ({})",
+                    m.index, m.rim
+                );
+            }
+        } else if let Some(code) = r.code {
+            println!(
+                "{} report: REJECTED ({code}): {}",
+                if r.device == "nvswitch" {
+                    "NVSwitch"
+                } else {
+                    "GPU"
+                },
                 r.error.as_deref().unwrap_or("")
-            ),
-            (None, None) => {}
+            );
         }
         println!(
             "verdict: {}",
@@ -958,6 +1023,8 @@ mod tests {
             certs: None,
             gpu_certs: None,
             gpu_nonce: None,
+            nvswitch: false,
+            gpu_root: None,
             rim: Vec::new(),
             tolerate_index: Vec::new(),
             json: true,

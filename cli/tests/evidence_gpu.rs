@@ -133,3 +133,97 @@ fn rim_mismatch_is_reported_not_hidden() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["rim_tolerated"][0]["index"], 10);
 }
+
+#[test]
+fn nvswitch_report_verifies_with_its_own_rules() {
+    use tl_evidence::sim::{SimNvKind, SimTee};
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = SimTee::from_seed([4; 32]);
+    let d = sim.nvidia_device(SimNvKind::NvSwitch, 0);
+    let nonce = [0x5a; 32];
+    let p = |name: &str, bytes: &[u8]| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let report = p("switch.bin", &d.report(&nonce));
+    let bare = p("switch-no-fwid.bin", &d.report_without_fwid(&nonce));
+    let chain = p("chain.pem", d.chain_pem().as_bytes());
+    let root = p("root.der", &sim.nvidia_root_der());
+    let nonce_hex = hex::encode(nonce);
+    let run = |file: &str, extra: &[&str]| {
+        let mut args = vec![
+            "evidence",
+            "verify",
+            file,
+            "--gpu-certs",
+            &chain,
+            "--gpu-nonce",
+            &nonce_hex,
+        ];
+        args.extend_from_slice(extra);
+        tl(&args)
+    };
+    let json =
+        |o: &Output| -> serde_json::Value { serde_json::from_slice(&o.stdout).expect("json") };
+
+    let out = run(&report, &["--nvswitch", "--gpu-root", &root, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v = json(&out);
+    assert_eq!(v["device"], "nvswitch");
+    assert_eq!(v["nvswitch_claims"]["vbios_version"], "96.10.55.00.01");
+    assert_eq!(
+        v["nvswitch_claims"]["measurements"]
+            .as_object()
+            .unwrap()
+            .len(),
+        4
+    );
+    assert_eq!(v["fwid"], hex::encode(d.fwid()));
+
+    // A switch report without an FWID passes as a switch, not as a GPU.
+    let out = run(&bare, &["--nvswitch", "--gpu-root", &root]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(none in the report)"));
+    let out = run(&bare, &["--gpu-root", &root, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&out)["code"], "GPU_FWID_MISMATCH");
+
+    // NVIDIA's root (the default) does not vouch for the simulated one.
+    let out = run(&report, &["--nvswitch"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("NVSwitch report: REJECTED (GPU_UNTRUSTED_ROOT)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_real_spdm_report_also_verifies_under_the_switch_rules() {
+    // NVSwitch reports are GPU-format SPDM reports: the real H100 report
+    // passes the switch checks (it carries an FWID, so it is compared).
+    let report = data("trustee/hopperAttestationReport.txt");
+    let chain = data("trustee/hopper_cert_chain_case1.txt");
+    let out = tl(&[
+        "evidence",
+        "verify",
+        report.to_str().unwrap(),
+        "--nvswitch",
+        "--gpu-certs",
+        chain.to_str().unwrap(),
+        "--gpu-nonce",
+        SAMPLE_NONCE,
+        "--at",
+        AT,
+        "--json",
+    ]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["device"], "nvswitch");
+    assert_eq!(v["nvswitch_claims"]["vbios_version"], "96.00.9f.00.01");
+}
