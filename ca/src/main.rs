@@ -44,6 +44,11 @@ enum Cmd {
         /// and let the issuance policy accept simulated platforms.
         #[arg(long, value_name = "FILE")]
         allow_simulated_root: Option<PathBuf>,
+        /// Also trust GPU and NVSwitch device chains ending at this
+        /// simulated NVIDIA device root (PEM or DER), beside NVIDIA's. Only
+        /// with --allow-simulated-root.
+        #[arg(long, value_name = "FILE", requires = "allow_simulated_root")]
+        allow_simulated_gpu_root: Option<PathBuf>,
         /// Trust the Intel SGX root CA in this file (PEM or DER).
         #[arg(long, value_name = "FILE")]
         intel_root: Option<PathBuf>,
@@ -296,6 +301,7 @@ fn main() -> Result<()> {
             listen,
             init,
             allow_simulated_root,
+            allow_simulated_gpu_root,
             intel_root,
             collateral_dir,
             sim_collateral,
@@ -342,6 +348,13 @@ fn main() -> Result<()> {
                     );
                 }
                 verifier = verifier.with_collateral(store);
+            }
+            if let Some(p) = &allow_simulated_gpu_root {
+                let anchors = tl_evidence::nvidia::GpuAnchors::nvidia()
+                    .and_der(&read_cert(p)?)
+                    .map_err(|e| anyhow::anyhow!("{}: {e} ({})", p.display(), e.code()))?;
+                tracing::warn!(root = %p.display(), "simulated GPU and NVSwitch evidence is ENABLED");
+                verifier = verifier.with_gpu_anchors(anchors);
             }
             if let Some(p) = &sim_collateral {
                 let c = tl_ca::collateral::read_collateral(p)

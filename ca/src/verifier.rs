@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tl_evidence::bundle::{CpuEvidenceKind, EvidenceBundle};
 use tl_evidence::dcap::{DcapTee, TdxCollateral};
+use tl_evidence::nvidia::GpuAnchors;
 use tl_evidence::verify::{AnchorKind, Collateral, TrustAnchors, VerifyOptions};
 use tl_evidence::PlatformClaims;
 
@@ -21,7 +22,8 @@ pub struct Rejection {
 /// Implementations must check every signature and chain and must not accept
 /// the simulated TEE's root unless it was configured explicitly. `nonce` is
 /// the enrollment nonce the bundle answers: GPU reports must answer
-/// `tl_evidence::binding::gpu_nonce(nonce, index)`.
+/// `tl_evidence::binding::gpu_nonce(nonce, index)`, NVSwitch reports
+/// `tl_evidence::binding::nvswitch_nonce(nonce, index)`.
 pub trait EvidenceVerifier: Send + Sync {
     fn verify(
         &self,
@@ -85,6 +87,11 @@ impl CollateralStore {
 ///   simulated collateral was given ([`Self::with_sim_collateral`]);
 ///   otherwise its status is `UpToDate` by construction.
 ///
+/// * GPU and NVSwitch chains end at NVIDIA's device root, or at a root
+///   added with [`Self::with_gpu_anchors`] (`tl-ca serve` adds the simulated
+///   NVIDIA root only with `--allow-simulated-gpu-root FILE`, which needs
+///   `--allow-simulated-root`).
+///
 /// Whether a TCB status is acceptable is the issuance policy's decision,
 /// not the verifier's.
 #[derive(Clone, Debug)]
@@ -92,6 +99,7 @@ pub struct SimAwareVerifier {
     anchors: TrustAnchors,
     collateral: Arc<CollateralStore>,
     sim_collateral: Option<Arc<TdxCollateral>>,
+    gpu_anchors: GpuAnchors,
 }
 
 /// Another name for [`SimAwareVerifier`], for callers that configure it
@@ -105,7 +113,15 @@ impl SimAwareVerifier {
             anchors,
             collateral: Arc::new(CollateralStore::default()),
             sim_collateral: None,
+            gpu_anchors: GpuAnchors::nvidia(),
         }
+    }
+
+    /// Verify GPU and NVSwitch device chains against `anchors` instead of
+    /// NVIDIA's device root alone (e.g. NVIDIA's and the simulated one).
+    pub fn with_gpu_anchors(mut self, anchors: GpuAnchors) -> Self {
+        self.gpu_anchors = anchors;
+        self
     }
 
     /// Appraise real (Intel-rooted) TDX quotes with `store`.
@@ -166,6 +182,7 @@ impl EvidenceVerifier for SimAwareVerifier {
     ) -> Result<PlatformClaims, Rejection> {
         let mut opts = VerifyOptions::new(now_unix, self.anchors.clone());
         opts.expected_nonce = Some(nonce.to_vec());
+        opts.gpu_anchors = self.gpu_anchors.clone();
         let mut fmspc = None;
         if bundle.cpu.kind == CpuEvidenceKind::TdxQuote {
             (opts.collateral, fmspc) = self.select(&bundle.cpu.quote, now_unix);

@@ -27,11 +27,25 @@ async fn init_then_serve_prints_the_ready_line() {
     let sim = tl_evidence::sim::SimTee::from_seed([7; 32]);
     let sim_root = d.path().join("sim-root.pem");
     std::fs::write(&sim_root, sim.root_certificate_pem()).unwrap();
+    let sim_gpu_root = d.path().join("sim-gpu-root.der");
+    std::fs::write(&sim_gpu_root, sim.nvidia_root_der()).unwrap();
+    // The simulated GPU root only beside the simulated TEE root.
+    let refused = Command::new(exe)
+        .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
+        .arg(&dir)
+        .arg("--allow-simulated-gpu-root")
+        .arg(&sim_gpu_root)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--allow-simulated-root"));
     let mut child = Command::new(exe)
         .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
         .arg(&dir)
         .arg("--allow-simulated-root")
         .arg(&sim_root)
+        .arg("--allow-simulated-gpu-root")
+        .arg(&sim_gpu_root)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

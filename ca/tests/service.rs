@@ -538,3 +538,125 @@ async fn reports_after_certificate_expiry_are_refused() {
     report::verify_signed_report_at_signing_time(&signed, &h.ca_root_der).unwrap();
     h.shutdown().await.unwrap();
 }
+
+/// A bundle with simulated GPUs and NVSwitches answering the nonces derived
+/// from `nonce`, bound (unless `unbound_switches`) by the simulated quote.
+fn device_evidence(
+    sim: &SimTee,
+    l: &Loader,
+    nonce: &[u8],
+    gpus: u32,
+    switches: u32,
+    unbound_switches: bool,
+) -> tl_evidence::bundle::EvidenceBundle {
+    use tl_evidence::binding::{gpu_nonce, nvswitch_nonce, Binding};
+    use tl_evidence::bundle::NvSwitchEvidence;
+    use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle, GpuEvidence};
+    use tl_evidence::sim::SimNvKind;
+    let mut b = EvidenceBundle::new(CpuEvidence {
+        kind: CpuEvidenceKind::TdxQuote,
+        quote: vec![],
+        certificates: vec![],
+    });
+    for i in 0..gpus {
+        let d = sim.nvidia_device(SimNvKind::Gpu, i);
+        b.gpus.push(GpuEvidence {
+            index: i,
+            report: d.report(&gpu_nonce(nonce, i)),
+            certificates: d.chain_der().to_vec(),
+        });
+    }
+    let switch_entries: Vec<NvSwitchEvidence> = (0..switches)
+        .map(|i| {
+            let d = sim.nvidia_device(SimNvKind::NvSwitch, i);
+            NvSwitchEvidence {
+                index: i,
+                report: d.report(&nvswitch_nonce(nonce, i)),
+                certificates: d.chain_der().to_vec(),
+            }
+        })
+        .collect();
+    if !unbound_switches {
+        b.nvswitches = switch_entries.clone();
+    }
+    let spki = l.spki_der();
+    let rd = Binding {
+        nonce,
+        signing_public_key: &spki,
+        encryption_public_key: &l.encryption_key,
+        gpu_evidence_digest: b.gpu_evidence_digest(),
+        tpm_ak_digest: None,
+    }
+    .report_data();
+    b.cpu.quote = sim.tdx_quote(&rd, &SimMeasurements::default());
+    // Relayed: switch reports added after the quote was taken.
+    b.nvswitches = switch_entries;
+    b
+}
+
+#[tokio::test]
+async fn gpu_and_nvswitch_claims_are_certified_beside_the_cpu_claims() {
+    let d = tempfile::tempdir().unwrap();
+    let sim = sim();
+    let clock = ManualClock::new();
+    let mut cfg = sim_config(d.path(), &sim, clock.clone());
+    let verifier = SimAwareVerifier::new(TrustAnchors::simulated(sim.root_certificate_der()))
+        .with_gpu_anchors(
+            tl_evidence::nvidia::GpuAnchors::nvidia()
+                .and_der(&sim.nvidia_root_der())
+                .unwrap(),
+        );
+    cfg.verifier = Arc::new(verifier);
+    let h = start(cfg).await;
+    let c = Client::new(&h);
+    let l = Loader::new();
+
+    let n = c.nonce().await;
+    let ev = device_evidence(&sim, &l, &n, 2, 3, false);
+    let (s, v) = c.post("/v1/enroll", &l.request_with(&n, &ev)).await;
+    assert_eq!(s, 200, "{v}");
+    let leaf = tl_ca::certs::verify_leaf_pem(
+        v["certificate_pem"].as_str().unwrap(),
+        &h.ca_root_der,
+        clock.now_unix_pub(),
+    )
+    .unwrap();
+    let p = &leaf.claims.platform;
+    assert!(p.tdx.is_some());
+    assert_eq!(p.gpus.len(), 2);
+    assert_eq!(p.nvswitches.len(), 3);
+    assert!(p.nvswitches.iter().all(|s| s.tnvl_mode && s.locked));
+    assert_eq!(leaf.claims.evidence_digest, ev.digest());
+
+    // Switch reports the quote does not bind (relayed from elsewhere).
+    let n = c.nonce().await;
+    let ev = device_evidence(&sim, &l, &n, 2, 1, true);
+    let (s, v) = c.post("/v1/enroll", &l.request_with(&n, &ev)).await;
+    assert_eq!((s, code(&v)), (403, "ENROLL_BINDING_MISMATCH"), "{v}");
+
+    // Reports replayed from an earlier enrollment answer the old nonce.
+    let old = ev;
+    let n = c.nonce().await;
+    let mut ev = device_evidence(&sim, &l, &n, 0, 0, false);
+    ev.nvswitches = old.nvswitches.clone();
+    let (s, v) = c.post("/v1/enroll", &l.request_with(&n, &ev)).await;
+    assert_eq!((s, code(&v)), (403, "GPU_NONCE_MISMATCH"), "{v}");
+    assert!(
+        v["error"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("NVSwitch 0"),
+        "{v}"
+    );
+    h.shutdown().await.unwrap();
+
+    // A CA that trusts only NVIDIA's device root refuses simulated switches.
+    let d2 = tempfile::tempdir().unwrap();
+    let h = start(sim_config(d2.path(), &sim, clock.clone())).await;
+    let c = Client::new(&h);
+    let n = c.nonce().await;
+    let ev = device_evidence(&sim, &l, &n, 0, 1, false);
+    let (s, v) = c.post("/v1/enroll", &l.request_with(&n, &ev)).await;
+    assert_eq!((s, code(&v)), (403, "GPU_UNTRUSTED_ROOT"), "{v}");
+    h.shutdown().await.unwrap();
+}

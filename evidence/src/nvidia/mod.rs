@@ -74,6 +74,12 @@ impl GpuAnchors {
         })
     }
 
+    /// These roots and one more (DER), e.g. NVIDIA's and the simulated one.
+    pub fn and_der(mut self, root: &[u8]) -> Result<GpuAnchors> {
+        self.roots.push(Anchor::from_der(root)?);
+        Ok(self)
+    }
+
     /// No root at all: every GPU chain fails.
     pub fn none() -> GpuAnchors {
         GpuAnchors { roots: Vec::new() }
