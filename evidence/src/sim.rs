@@ -1159,12 +1159,20 @@ impl SimNvDevice {
                     ot::VBIOS_VERSION,
                     vec![0x00, 0x74, 0x00, 0x96, 0x1a, 0, 0, 0],
                 ));
+                // H100 SXM: project 1010, SKU 0200, chip SKU 882 (as in NVIDIA's RIM names).
+                fields.push((ot::PROJECT, b"1010\0".to_vec()));
+                fields.push((ot::PROJECT_SKU, b"0200\0".to_vec()));
+                fields.push((ot::CHIP_SKU, b"882\0".to_vec()));
             }
             SimNvKind::NvSwitch => {
                 fields.push((
                     ot::VBIOS_VERSION,
                     vec![0x00, 0x55, 0x10, 0x96, 0x01, 0, 0, 0],
                 ));
+                // LS10: project 5612, SKU 0002, chip SKU 890 (NVIDIA's switch verifier settings).
+                fields.push((ot::PROJECT, b"5612\0".to_vec()));
+                fields.push((ot::PROJECT_SKU, b"0002\0".to_vec()));
+                fields.push((ot::CHIP_SKU, b"890\0".to_vec()));
             }
         }
         if with_fwid {

@@ -104,6 +104,9 @@ fn gpus_and_switches_verify_and_bind() {
         assert_eq!(c.measurements[&1], hex::encode(d0.measurement(1)));
     }
     assert_eq!(v.nvswitch_devices.len(), 3);
+    assert_eq!(v.nvswitch_devices[0].info.project, "5612");
+    assert_eq!(v.nvswitch_devices[0].info.chip_sku, "890");
+    assert_eq!(v.gpu_devices[0].info.chip_sku, "882");
     assert_eq!(v.nvswitch_devices[0].fwid, hex::encode(d0.fwid()));
     assert_ne!(v.nvswitch_devices[0].fwid, v.nvswitch_devices[1].fwid);
     v.check_binding(&binding(digest)).unwrap();
