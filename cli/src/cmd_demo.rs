@@ -67,6 +67,9 @@ pub enum Tamper {
     /// Implies --tpm: the boot chain changes after the key was sealed (PCR 8
     /// extended again); the seed does not unseal: KEY_DERIVATION_FAILED.
     TpmPcr,
+    /// Implies a simulated NVSwitch: the switch runs other firmware than the
+    /// order pins (one measurement differs): PLATFORM_MISMATCH.
+    Nvswitch,
 }
 
 impl Tamper {
@@ -83,6 +86,7 @@ impl Tamper {
             Tamper::CaDown => &["ENROLL_UNREACHABLE", "ENROLL_TIMEOUT"],
             Tamper::Tcb => &["ENROLL_REJECTED"],
             Tamper::TpmPcr => &["KEY_DERIVATION_FAILED"],
+            Tamper::Nvswitch => &["PLATFORM_MISMATCH"],
         }
     }
 }
@@ -124,6 +128,19 @@ pub struct Args {
     /// (Under --qemu the guest always quotes its own vTPM.)
     #[arg(long, conflicts_with = "qemu")]
     pub tpm: bool,
+    /// Give the CVM this many simulated NVIDIA GPUs (0 to 8): devices of the
+    /// simulated TEE (P-384 chains to a simulated NVIDIA root, SPDM reports in
+    /// NVIDIA's layout) that answer the nonces derived from the CA's; the CA
+    /// trusts their root by explicit flag, the order pins their count,
+    /// versions and measurements, and the certificate carries their claims.
+    #[arg(long, default_value_t = 0, conflicts_with = "qemu",
+          value_parser = clap::value_parser!(u32).range(0..=8))]
+    pub gpus: u32,
+    /// Give the CVM this many simulated NVSwitches (0 to 8), likewise
+    /// (trusted NVLink mode; `[platform.nvswitch]` in the order).
+    #[arg(long, default_value_t = 0, conflicts_with = "qemu",
+          value_parser = clap::value_parser!(u32).range(0..=8))]
+    pub nvswitches: u32,
     /// Boot the loader as PID 1 of a QEMU guest instead of running it as a
     /// process (image/README.md). The value is the kernel directory that
     /// scripts/image-deps unpacks (image/kernel).
@@ -143,6 +160,8 @@ pub struct Args {
 enum Runner {
     Process {
         tpm: Option<tpm::DemoTpm>,
+        /// The loader's `[gpu.simulated]` section, with simulated devices.
+        gpus: Option<String>,
     },
     Qemu {
         setup: qemu::QemuSetup,
@@ -298,6 +317,12 @@ fn run_in(a: &Args, dir: &Path) -> Result<Outcome> {
     }
 
     // The simulated TEE and the CA that trusts it (explicitly).
+    // --tamper nvswitch needs a switch to tamper with.
+    let nvswitches = if a.tamper == Some(Tamper::Nvswitch) {
+        a.nvswitches.max(1)
+    } else {
+        a.nvswitches
+    };
     let mut seed = [0u8; 32];
     aws_lc_rs::rand::fill(&mut seed).map_err(|_| anyhow!("random seed"))?;
     let sim = SimTee::from_seed(seed);
@@ -333,15 +358,34 @@ fn run_in(a: &Args, dir: &Path) -> Result<Outcome> {
             } else {
                 None
             };
-            Runner::Process { tpm }
+            let gpus = if a.gpus + nvswitches > 0 {
+                let seed_path = paths.dir.join("cvm").join("sim-seed");
+                fs::write(&seed_path, seed)?;
+                say(
+                    "gpu",
+                    &format!(
+                        "{} SIMULATED GPU(s) and {} NVSwitch(es), derived from the simulated TEE's seed",
+                        a.gpus, nvswitches
+                    ),
+                );
+                Some(format!(
+                    "\n[gpu.simulated]\nseed_file = \"{}\"\ngpus = {}\nnvswitches = {}\n",
+                    seed_path.display(),
+                    a.gpus,
+                    nvswitches
+                ))
+            } else {
+                None
+            };
+            Runner::Process { tpm, gpus }
         }
     };
     let tpm_pcr = match &runner {
-        Runner::Process { tpm: Some(t) } => Some(t.pcr),
+        Runner::Process { tpm: Some(t), .. } => Some(t.pcr),
         _ => None,
     };
     if a.tamper == Some(Tamper::TpmPcr) {
-        if let Runner::Process { tpm: Some(t) } = &runner {
+        if let Runner::Process { tpm: Some(t), .. } = &runner {
             let now = t.change_boot_chain()?;
             say(
                 "tamper",
@@ -375,7 +419,11 @@ fn run_in(a: &Args, dir: &Path) -> Result<Outcome> {
             "the platform's collateral says its TCB is OutOfDate",
         );
     }
-    let ca = CaProcess::start(&bins.ca, &paths.ca)?;
+    let sim_devices = a.gpus + nvswitches > 0;
+    if sim_devices {
+        fs::write(paths.ca.join("sim-gpu-root.der"), sim.nvidia_root_der())?;
+    }
+    let ca = CaProcess::start(&bins.ca, &paths.ca, sim_devices)?;
     say("ca", &format!("tl-ca on https://{} (root sha256 {}), trusting the SIMULATED TEE root by explicit flag, with its DCAP collateral", ca.addr, &ca.root_sha256[..16]));
 
     // The order, signed by all three.
@@ -399,6 +447,14 @@ fn run_in(a: &Args, dir: &Path) -> Result<Outcome> {
         &meas,
         tpm_pcr.as_ref(),
     );
+    let devices = device_sections(&sim, a.gpus, nvswitches, a.tamper == Some(Tamper::Nvswitch));
+    if a.tamper == Some(Tamper::Nvswitch) {
+        say(
+            "tamper",
+            "the order pins other NVSwitch firmware than the switch runs",
+        );
+    }
+    let toml = with_device_sections(toml, &devices);
     fs::write(paths.dir.join("order.toml"), &toml)?;
     let mut env = SignedOrder::sign_new(&toml, &parties[0].signing)
         .map_err(|e| anyhow!("{}: {e}", e.code()))?;
@@ -460,6 +516,7 @@ fn run_in(a: &Args, dir: &Path) -> Result<Outcome> {
             &meas,
             tpm_pcr.as_ref(),
         );
+        let toml2 = with_device_sections(toml2, &devices);
         let mut env2 = SignedOrder::sign_new(&toml2, &parties[0].signing)
             .map_err(|e| anyhow!("{}: {e}", e.code()))?;
         for p in &parties[1..] {
@@ -827,6 +884,59 @@ fn order_toml(
     t
 }
 
+/// The order's `[platform.gpu]` and `[platform.nvswitch]` sections for the
+/// simulated devices: exact counts, versions and every measurement pinned
+/// (empty without devices: the order then admits none).
+fn device_sections(
+    sim: &SimTee,
+    gpus: u32,
+    nvswitches: u32,
+    other_switch_firmware: bool,
+) -> String {
+    use tl_evidence::sim::{
+        SimNvKind, SIM_GPU_DRIVER_VERSION, SIM_GPU_VBIOS_VERSION, SIM_NVSWITCH_VBIOS_VERSION,
+        SIM_NV_MEASUREMENTS,
+    };
+    let measurements = |kind, other: bool| {
+        let d = sim.nvidia_device(kind, 0);
+        (1..=SIM_NV_MEASUREMENTS)
+            .map(|i| {
+                let mut m = d.measurement(i);
+                if other && i == 1 {
+                    m[0] ^= 0x01;
+                }
+                format!("{i} = \"{}\"", hex::encode(m))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut t = String::new();
+    if gpus > 0 {
+        t.push_str(&format!(
+            "[platform.gpu]\ncount = {gpus}\ndriver_versions = [\"{SIM_GPU_DRIVER_VERSION}\"]\nvbios_versions = [\"{SIM_GPU_VBIOS_VERSION}\"]\nmeasurements = {{ {} }}\n\n",
+            measurements(SimNvKind::Gpu, false)
+        ));
+    }
+    if nvswitches > 0 {
+        t.push_str(&format!(
+            "[platform.nvswitch]\ncount = {nvswitches}\nvbios_versions = [\"{SIM_NVSWITCH_VBIOS_VERSION}\"]\nmeasurements = {{ {} }}\n\n",
+            measurements(SimNvKind::NvSwitch, other_switch_firmware)
+        ));
+    }
+    t
+}
+
+/// `order` with `sections` placed before its first component (the platform
+/// tables end there).
+fn with_device_sections(order: String, sections: &str) -> String {
+    match order.find("[[components]]") {
+        Some(at) if !sections.is_empty() => {
+            format!("{}{sections}{}", &order[..at], &order[at..])
+        }
+        _ => order,
+    }
+}
+
 struct CaProcess {
     child: Option<Child>,
     addr: String,
@@ -835,16 +945,21 @@ struct CaProcess {
 }
 
 impl CaProcess {
-    fn start(bin: &Path, dir: &Path) -> Result<Self> {
+    fn start(bin: &Path, dir: &Path, sim_devices: bool) -> Result<Self> {
         let state = dir.join("state");
         let log = fs::File::create(dir.join("ca.log"))?;
-        let mut child = Command::new(bin)
-            .args(["serve", "--init", "--listen", "127.0.0.1:0", "--dir"])
+        let mut cmd = Command::new(bin);
+        cmd.args(["serve", "--init", "--listen", "127.0.0.1:0", "--dir"])
             .arg(&state)
             .arg("--allow-simulated-root")
             .arg(dir.join("sim-root.pem"))
             .arg("--sim-collateral")
-            .arg(dir.join("sim-collateral.json"))
+            .arg(dir.join("sim-collateral.json"));
+        if sim_devices {
+            cmd.arg("--allow-simulated-gpu-root")
+                .arg(dir.join("sim-gpu-root.der"));
+        }
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
@@ -926,11 +1041,16 @@ fn run_loader(
         Runner::Qemu { setup, seed } => {
             return run_in_qemu(setup, *seed, p, ca, parties, sealed, env, tamper, tag);
         }
-        Runner::Process { tpm: Some(t) } => {
-            cfg.replace("key_mode = \"ephemeral\"", "key_mode = \"tpm-sealed\"")
-                + &t.loader_section()
+        Runner::Process { tpm, gpus } => {
+            let cfg = match tpm {
+                Some(t) => {
+                    cfg.replace("key_mode = \"ephemeral\"", "key_mode = \"tpm-sealed\"")
+                        + &t.loader_section()
+                }
+                None => cfg,
+            };
+            cfg + gpus.as_deref().unwrap_or_default()
         }
-        Runner::Process { tpm: None } => cfg,
     };
     let cfg_path = p.dir.join("cvm").join("loader.toml");
     fs::write(&cfg_path, cfg)?;
@@ -1109,6 +1229,38 @@ fn owners_grant(
         claims.encryption_public_key
     ),
     );
+    if !claims.platform.gpus.is_empty() || !claims.platform.nvswitches.is_empty() {
+        let g: Vec<String> = claims
+            .platform
+            .gpus
+            .iter()
+            .map(|g| {
+                format!(
+                    "GPU {} driver {} VBIOS {}",
+                    g.index, g.driver_version, g.vbios_version
+                )
+            })
+            .chain(claims.platform.nvswitches.iter().map(|s| {
+                format!(
+                    "NVSwitch {} firmware {}{}",
+                    s.index,
+                    s.vbios_version,
+                    if s.tnvl_mode && s.locked {
+                        " TNVL locked"
+                    } else {
+                        ""
+                    }
+                )
+            }))
+            .collect();
+        say(
+            "owners",
+            &format!(
+                "the certificate carries the attested devices: {}",
+                g.join("; ")
+            ),
+        );
+    }
     if let Some(t) = &claims.platform.tpm {
         let pcrs: Vec<String> = t
             .pcrs

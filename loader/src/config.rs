@@ -372,6 +372,24 @@ impl LoaderConfig {
                 return Err(bad(format!("{name} must be an absolute path")));
             }
         }
+        if let Some(sim) = &c.gpu.simulated {
+            if !c.allow_simulation {
+                return Err(Halt::new(
+                    HaltCode::SimulationNotEnabled,
+                    "[gpu.simulated] requires allow_simulation = true",
+                ));
+            }
+            if !sim.seed_file.is_absolute() {
+                return Err(bad(
+                    "gpu.simulated.seed_file must be an absolute path".into()
+                ));
+            }
+            if sim.gpus > 64 || sim.nvswitches > 64 {
+                return Err(bad(
+                    "gpu.simulated: at most 64 GPUs and 64 NVSwitches".into()
+                ));
+            }
+        }
         for (name, p) in [
             ("gpu.nvml_library", &c.gpu.nvml_library),
             ("gpu.nscq_library", &c.gpu.nscq_library),
@@ -442,6 +460,27 @@ output_dir = "/run/outputs"
         };
         assert_eq!(code("nvml_library = \"nvml.so\""), "CONFIG_INVALID");
         assert_eq!(code("nscq_library = \"nscq.so\""), "CONFIG_INVALID");
+        // Simulated devices only where simulation is allowed.
+        let sim = "[gpu.simulated]\nseed_file = \"/run/seed\"\ngpus = 1\nnvswitches = 2";
+        assert_eq!(
+            LoaderConfig::from_toml(&format!("{GOOD}\n{sim}"))
+                .unwrap_err()
+                .code(),
+            "SIMULATION_NOT_ENABLED"
+        );
+        let c =
+            LoaderConfig::from_toml(&format!("{GOOD}\nallow_simulation = true\n{sim}")).unwrap();
+        let s = c.gpu.simulated.unwrap();
+        assert_eq!((s.gpus, s.nvswitches), (1, 2));
+        for bad in [
+            "[gpu.simulated]\nseed_file = \"seed\"",
+            "[gpu.simulated]\nseed_file = \"/s\"\ngpus = 65",
+            "[gpu.simulated]\nseed_file = \"/s\"\nother = 1",
+        ] {
+            let e = LoaderConfig::from_toml(&format!("{GOOD}\nallow_simulation = true\n{bad}"))
+                .unwrap_err();
+            assert_eq!(e.code(), "CONFIG_INVALID", "{bad}");
+        }
         assert_eq!(code("pci_devices_root = \"pci\""), "CONFIG_INVALID");
         assert_eq!(code("other = 1"), "CONFIG_INVALID");
     }

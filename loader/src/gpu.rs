@@ -95,6 +95,10 @@ pub struct GpuConfig {
     /// the PCI bus.
     #[serde(default)]
     pub nscq_library: Option<PathBuf>,
+    /// `[gpu.simulated]`: simulated GPUs and NVSwitches instead of the PCI
+    /// scan, NVML and NSCQ. Only with `allow_simulation = true`.
+    #[serde(default)]
+    pub simulated: Option<SimulatedGpus>,
 }
 
 impl Default for GpuConfig {
@@ -103,8 +107,25 @@ impl Default for GpuConfig {
             pci_devices_root: default_pci_root(),
             nvml_library: None,
             nscq_library: None,
+            simulated: None,
         }
     }
+}
+
+/// `[gpu.simulated]`: devices of the simulated TEE
+/// (`tl_evidence::sim::SimTee::nvidia_device`), whose chains end at the
+/// simulated NVIDIA root that no verifier trusts unless told to.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatedGpus {
+    /// The simulated TEE's 32-byte seed (absolute path).
+    pub seed_file: PathBuf,
+    /// Number of simulated GPUs (at most 64).
+    #[serde(default)]
+    pub gpus: u32,
+    /// Number of simulated NVSwitches (at most 64).
+    #[serde(default)]
+    pub nvswitches: u32,
 }
 
 /// Why GPU evidence could not be produced. Every variant halts with
@@ -171,6 +192,9 @@ pub enum GpuError {
     /// A switch's certificate chain could not be obtained or decoded.
     #[error("NVSwitch {index} certificate chain: {detail}")]
     NvSwitchCertificate { index: u32, detail: String },
+    /// The simulated devices' seed could not be read.
+    #[error("simulated GPUs: {0}")]
+    Simulated(String),
 }
 
 impl GpuError {
@@ -193,6 +217,7 @@ impl GpuError {
             GpuError::NvSwitchTnvlOff { .. } => "GPU_NVSWITCH_TNVL_OFF",
             GpuError::NvSwitchReport { .. } => "GPU_NVSWITCH_REPORT",
             GpuError::NvSwitchCertificate { .. } => "GPU_NVSWITCH_CERTIFICATE",
+            GpuError::Simulated(_) => "GPU_SIMULATED",
         }
     }
 }
@@ -487,6 +512,9 @@ pub struct GpuCollection {
 /// Inventory the GPUs and collect one attestation report per GPU for the
 /// CA's nonce `cpu_nonce` (see the module documentation for the rules).
 pub fn collect(cfg: &GpuConfig, cpu_nonce: &[u8]) -> Result<GpuCollection, GpuError> {
+    if let Some(sim) = &cfg.simulated {
+        return collect_simulated(sim, cpu_nonce);
+    }
     let scan = pci_scan(&cfg.pci_devices_root)?;
     let nvswitches = if scan.nvswitches.is_empty() {
         Vec::new()
@@ -624,6 +652,47 @@ pub fn collect(cfg: &GpuConfig, cpu_nonce: &[u8]) -> Result<GpuCollection, GpuEr
         evidence,
         inventory,
         session: Some(GpuSession { nvml }),
+        nvswitches,
+    })
+}
+
+/// Evidence of simulated GPUs and NVSwitches (`[gpu.simulated]`, accepted
+/// by the configuration only with `allow_simulation = true`): what real
+/// devices would answer for the derived nonces, from the simulated TEE's
+/// seed. No PCI scan, NVML or NSCQ; no ready state to set.
+fn collect_simulated(sim: &SimulatedGpus, cpu_nonce: &[u8]) -> Result<GpuCollection, GpuError> {
+    use tl_evidence::sim::{SimNvKind, SimTee};
+    let bad = |d: String| GpuError::Simulated(format!("{}: {d}", sim.seed_file.display()));
+    let seed = fs::read(&sim.seed_file).map_err(|e| bad(e.to_string()))?;
+    let seed: [u8; 32] = seed
+        .as_slice()
+        .try_into()
+        .map_err(|_| bad("must hold 32 bytes".into()))?;
+    let tee = SimTee::from_seed(seed);
+    let evidence = (0..sim.gpus)
+        .map(|index| {
+            let d = tee.nvidia_device(SimNvKind::Gpu, index);
+            GpuEvidence {
+                index,
+                report: d.report(&gpu_nonce(cpu_nonce, index)),
+                certificates: d.chain_der().to_vec(),
+            }
+        })
+        .collect();
+    let nvswitches = (0..sim.nvswitches)
+        .map(|index| {
+            let d = tee.nvidia_device(SimNvKind::NvSwitch, index);
+            NvSwitchEvidence {
+                index,
+                report: d.report(&nvswitch_nonce(cpu_nonce, index)),
+                certificates: d.chain_der().to_vec(),
+            }
+        })
+        .collect();
+    Ok(GpuCollection {
+        evidence,
+        inventory: Vec::new(),
+        session: None,
         nvswitches,
     })
 }

@@ -198,22 +198,33 @@ pub fn run(
     // GPU evidence answers nonces derived from the CA's and is bound into
     // the CPU quote below; any GPU present but not attested halts here.
     let gpus = crate::gpu::collect(&cfg.gpu, &nonce_bytes)?;
-    progress(
-        "gpu",
-        &format!(
-            "{} NVIDIA GPU(s) on the PCI bus, {} attestation report(s) in CC mode{}",
-            gpus.inventory.len(),
-            gpus.evidence.len(),
-            if gpus.nvswitches.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    ", {} NVSwitch report(s) in trusted NVLink mode",
-                    gpus.nvswitches.len()
-                )
-            }
-        ),
-    );
+    if cfg.gpu.simulated.is_some() {
+        progress(
+            "gpu",
+            &format!(
+                "SIMULATED: {} GPU and {} NVSwitch report(s) from the simulated TEE's seed (no PCI scan, NVML or NSCQ)",
+                gpus.evidence.len(),
+                gpus.nvswitches.len()
+            ),
+        );
+    } else {
+        progress(
+            "gpu",
+            &format!(
+                "{} NVIDIA GPU(s) on the PCI bus, {} attestation report(s) in CC mode{}",
+                gpus.inventory.len(),
+                gpus.evidence.len(),
+                if gpus.nvswitches.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", {} NVSwitch report(s) in trusted NVLink mode",
+                        gpus.nvswitches.len()
+                    )
+                }
+            ),
+        );
+    }
     let bundle_gpus = gpus.evidence.clone();
     let bundle_switches = gpus.nvswitches.clone();
     let gpu_digest = tl_evidence::binding::device_evidence_digest(

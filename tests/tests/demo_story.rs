@@ -146,6 +146,40 @@ fn moved_tpm_pcr_halts_instead_of_a_fresh_key() {
 }
 
 #[test]
+fn nvswitch_on_other_firmware_halts() {
+    tamper("nvswitch", &["PLATFORM_MISMATCH"]);
+}
+
+#[test]
+fn simulated_gpus_and_nvswitches_are_attested_and_certified() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (v, stderr, out) = demo(tmp.path(), &["--gpus", "2", "--nvswitches", "3"]);
+    assert!(out.status.success(), "tl demo --gpus failed:\n{stderr}");
+    assert_eq!(v["ok"], true, "{stderr}");
+    assert_eq!(v["report_verified"], true, "{stderr}");
+    // The certificate carries every device beside the TDX claims, and the
+    // order pinned their count and measurements.
+    let p = &v["certified_claims"]["platform"];
+    assert_eq!(p["tee"], "tdx");
+    assert_eq!(p["gpus"].as_array().map(Vec::len), Some(2), "{p}");
+    let switches = p["nvswitches"].as_array().expect("nvswitch claims");
+    assert_eq!(switches.len(), 3);
+    assert!(switches
+        .iter()
+        .all(|s| s["tnvl_mode"] == true && s["locked"] == true));
+    let order = std::fs::read_to_string(tmp.path().join("order.toml")).expect("order");
+    assert!(order.contains("[platform.gpu]\ncount = 2"), "{order}");
+    assert!(order.contains("[platform.nvswitch]\ncount = 3"), "{order}");
+    let m1 = switches[0]["measurements"]["1"].as_str().expect("measurement 1");
+    assert!(order.contains(m1), "the order pins the switch firmware");
+    // The loader's evidence carried them, bound into the quote.
+    assert!(
+        stderr.contains("2 GPU and 3 NVSwitch report(s)"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn tpm_sealed_key_and_composite_evidence() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (v, stderr, out) = demo(tmp.path(), &["--tpm"]);
