@@ -107,6 +107,7 @@ fn cfg(root: PathBuf, lib: Option<PathBuf>) -> GpuConfig {
         pci_devices_root: root,
         nvml_library: lib,
         nscq_library: None,
+        simulated: None,
     }
 }
 
@@ -511,4 +512,51 @@ fn nscq_session_and_answer_failures_are_unattested() {
     let e = s.err(&["FAKE_TWICE"]);
     assert_eq!(e.code(), "GPU_NSCQ", "{e}");
     assert!(e.to_string().contains("2 answers for one device"), "{e}");
+}
+
+#[test]
+fn simulated_devices_answer_the_derived_nonces() {
+    let tmp = tempfile::tempdir().unwrap();
+    let seed = tmp.path().join("seed");
+    fs::write(&seed, [3u8; 32]).unwrap();
+    // Real devices on the bus are not looked at: the library paths do not exist.
+    let root = tree(tmp.path(), 2);
+    switches(&root, 1);
+    let mut c = cfg(root, Some(tmp.path().join("absent.so")));
+    c.simulated = Some(tl_loader::gpu::SimulatedGpus {
+        seed_file: seed.clone(),
+        gpus: 1,
+        nvswitches: 2,
+    });
+    let got = collect(&c, NONCE).unwrap();
+    assert!(got.session.is_none() && got.inventory.is_empty());
+    assert_eq!((got.evidence.len(), got.nvswitches.len()), (1, 2));
+    let sim = SimTee::from_seed([3; 32]);
+    let bundle = EvidenceBundle {
+        gpus: got.evidence,
+        nvswitches: got.nvswitches,
+        ..EvidenceBundle::new(CpuEvidence {
+            kind: CpuEvidenceKind::TdxQuote,
+            quote: vec![],
+            certificates: vec![],
+        })
+    };
+    let mut o = VerifyOptions::new(
+        1_760_000_000,
+        TrustAnchors::simulated(sim.root_certificate_der()),
+    );
+    o.expected_nonce = Some(NONCE.to_vec());
+    o.gpu_anchors = GpuAnchors::from_der(&[sim.nvidia_root_der().as_slice()]).unwrap();
+    assert_eq!(
+        tl_evidence::verify::verify_gpus(&bundle, &o)
+            .unwrap()
+            .0
+            .len(),
+        1
+    );
+    assert_eq!(verify_nvswitches(&bundle, &o).unwrap().0.len(), 2);
+    // A seed file of the wrong size is an error, not a default.
+    fs::write(&seed, [3u8; 31]).unwrap();
+    let e = collect(&c, NONCE).unwrap_err();
+    assert_eq!(e.code(), "GPU_SIMULATED", "{e}");
 }

@@ -170,7 +170,9 @@ fn simulated_gpus_and_nvswitches_are_attested_and_certified() {
     let order = std::fs::read_to_string(tmp.path().join("order.toml")).expect("order");
     assert!(order.contains("[platform.gpu]\ncount = 2"), "{order}");
     assert!(order.contains("[platform.nvswitch]\ncount = 3"), "{order}");
-    let m1 = switches[0]["measurements"]["1"].as_str().expect("measurement 1");
+    let m1 = switches[0]["measurements"]["1"]
+        .as_str()
+        .expect("measurement 1");
     assert!(order.contains(m1), "the order pins the switch firmware");
     // The loader's evidence carried them, bound into the quote.
     assert!(
