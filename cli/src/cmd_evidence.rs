@@ -120,8 +120,14 @@ pub struct VerifyArgs {
     nvswitch: bool,
     /// NVIDIA GPU/NVSwitch: trust this device root (PEM or DER) instead of
     /// NVIDIA's, e.g. the simulated one. Test setups only.
-    #[arg(long, value_name = "FILE", requires = "gpu_certs")]
+    #[arg(long, value_name = "FILE")]
     gpu_root: Option<PathBuf>,
+    /// Evidence bundle: the CA's enrollment nonce it answers (hex; the loader
+    /// publishes it as `nonce` beside evidence.json). GPU and NVSwitch
+    /// reports in the bundle must answer the nonces derived from it; without
+    /// it such a bundle fails with GPU_NONCE_MISSING.
+    #[arg(long, value_name = "HEX", conflicts_with = "gpu_certs")]
+    nonce: Option<String>,
     /// NVIDIA GPU: a signed reference integrity manifest (SWID tag) to compare
     /// the report's measurements with, index by index (repeatable: driver and
     /// VBIOS RIMs). Every mismatch is listed; any mismatch fails.
@@ -165,8 +171,28 @@ struct GpuRimMismatch {
     rim: String,
 }
 
+/// NVIDIA's device root, or the one `--gpu-root` names instead.
+fn gpu_anchors(a: &VerifyArgs) -> anyhow::Result<tl_evidence::nvidia::GpuAnchors> {
+    use tl_evidence::nvidia::{certs, GpuAnchors};
+    let Some(p) = &a.gpu_root else {
+        return Ok(GpuAnchors::nvidia());
+    };
+    let raw = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+    let der = if raw.starts_with(b"-----BEGIN") {
+        certs::pem_certificates(&raw, certs::ChainKind::Device)
+            .map_err(|e| anyhow!("{}: {}: {e}", p.display(), e.code()))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("{}: no certificate", p.display()))?
+    } else {
+        raw
+    };
+    GpuAnchors::from_der(&[der.as_slice()])
+        .map_err(|e| anyhow!("{}: {}: {e}", p.display(), e.code()))
+}
+
 fn verify_gpu(a: &VerifyArgs, chain_path: &std::path::Path) -> anyhow::Result<()> {
-    use tl_evidence::nvidia::{certs, rim, spdm, GpuAnchors};
+    use tl_evidence::nvidia::{certs, rim, spdm};
     let raw = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
     let now = match &a.at {
         Some(t) => parse_time(t)?,
@@ -205,23 +231,7 @@ fn verify_gpu(a: &VerifyArgs, chain_path: &std::path::Path) -> anyhow::Result<()
     } else {
         tl_evidence::nvidia::verify_report
     };
-    let anchors = match &a.gpu_root {
-        None => GpuAnchors::nvidia(),
-        Some(p) => {
-            let raw = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-            let der = if raw.starts_with(b"-----BEGIN") {
-                certs::pem_certificates(&raw, certs::ChainKind::Device)
-                    .map_err(|e| anyhow!("{}: {}: {e}", p.display(), e.code()))?
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| anyhow!("{}: no certificate", p.display()))?
-            } else {
-                raw
-            };
-            GpuAnchors::from_der(&[der.as_slice()])
-                .map_err(|e| anyhow!("{}: {}: {e}", p.display(), e.code()))?
-        }
-    };
+    let anchors = gpu_anchors(a)?;
     match verify(&bytes, &chain, &nonce, &anchors, now) {
         Err(e) => {
             out.code = Some(e.code());
@@ -554,6 +564,12 @@ fn evaluate(a: &VerifyArgs) -> anyhow::Result<Report> {
     };
     let collateral = a.collateral.as_deref().map(read_collateral).transpose()?;
     let policy = policy(a)?;
+    let expected_nonce = a
+        .nonce
+        .as_deref()
+        .map(|n| hex::decode(n.trim()).map_err(|_| anyhow!("--nonce: expected hex")))
+        .transpose()?;
+    let gpu_anchors = gpu_anchors(a)?;
 
     let mut report = Report {
         ok: false,
@@ -576,8 +592,8 @@ fn evaluate(a: &VerifyArgs) -> anyhow::Result<Report> {
                 now_unix: now,
                 anchors,
                 collateral: collateral.map(Collateral::tdx),
-                expected_nonce: None,
-                gpu_anchors: tl_evidence::nvidia::GpuAnchors::nvidia(),
+                expected_nonce: expected_nonce.clone(),
+                gpu_anchors: gpu_anchors.clone(),
             };
             verify_bundle(&bundle, &opts).map(|v| PlatformClaimsOrSgx::Claims(Box::new(v.claims)))
         }
@@ -587,8 +603,8 @@ fn evaluate(a: &VerifyArgs) -> anyhow::Result<Report> {
                 now_unix: now,
                 anchors,
                 collateral: None,
-                expected_nonce: None,
-                gpu_anchors: tl_evidence::nvidia::GpuAnchors::nvidia(),
+                expected_nonce: expected_nonce.clone(),
+                gpu_anchors: gpu_anchors.clone(),
             };
             verify_bundle(&bundle, &opts).and_then(|v| match v.snp {
                 Some(snp) => Ok(PlatformClaimsOrSgx::Snp(Box::new(v.claims), Box::new(snp))),
@@ -812,6 +828,23 @@ fn print_human(r: &Report) {
                 None => println!("event log:   none checked"),
             }
         }
+        for g in &c.gpus {
+            println!(
+                "GPU {}:       driver {}, VBIOS {}, {} measurements (CC mode asserted by the loader)",
+                g.index,
+                g.driver_version,
+                g.vbios_version,
+                g.measurements.len()
+            );
+        }
+        for s in &c.nvswitches {
+            println!(
+                "NVSwitch {}:  firmware {}, {} measurements (TNVL mode asserted by the loader)",
+                s.index,
+                s.vbios_version,
+                s.measurements.len()
+            );
+        }
     }
     if let Some(s) = &r.snp {
         let b = &s.policy_bits;
@@ -1025,6 +1058,7 @@ mod tests {
             gpu_nonce: None,
             nvswitch: false,
             gpu_root: None,
+            nonce: None,
             rim: Vec::new(),
             tolerate_index: Vec::new(),
             json: true,

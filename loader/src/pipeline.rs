@@ -63,6 +63,9 @@ pub mod publish {
     /// The evidence bundle the CA verified (JSON; its SHA-256 is the
     /// certificate's evidence digest), for `tl evidence verify`.
     pub const EVIDENCE: &str = "evidence.json";
+    /// The CA's enrollment nonce that the evidence answers (hex), for
+    /// `tl evidence verify --nonce` (GPU and NVSwitch nonces derive from it).
+    pub const NONCE: &str = "nonce";
 }
 
 /// What a successful run did.
@@ -394,12 +397,20 @@ pub fn run(
         ),
     );
     lap("enroll", &mut stages);
-    publish_identity(cfg, &enrolled.chain_pem, &keys, &enrolled.claims, &bundle)?;
+    publish_identity(
+        cfg,
+        &enrolled.chain_pem,
+        &keys,
+        &enrolled.claims,
+        &bundle,
+        &nonce_bytes,
+    )?;
     relay_publish(
         cfg,
         relay.as_ref(),
         &[
             publish::EVIDENCE,
+            publish::NONCE,
             publish::CLAIMS,
             publish::ENCRYPTION_KEY,
             publish::CERTIFICATE,
@@ -930,6 +941,7 @@ fn publish_identity(
     keys: &LoaderKeys,
     claims: &tl_ca::CertClaims,
     bundle: &EvidenceBundle,
+    nonce: &[u8],
 ) -> Result<(), Halt> {
     let dir = &cfg.publish_dir;
     fs::create_dir_all(dir).map_err(|e| io_halt(HaltCode::EnrollRejected, "creating", dir, e))?;
@@ -941,6 +953,10 @@ fn publish_identity(
             .map_err(|e| io_halt(HaltCode::EnrollRejected, "publishing", &p, e))
     };
     write(publish::EVIDENCE, &bundle.to_json())?;
+    write(
+        publish::NONCE,
+        format!("{}\n", hex::encode(nonce)).as_bytes(),
+    )?;
     write(
         publish::CLAIMS,
         &serde_json::to_vec_pretty(claims)

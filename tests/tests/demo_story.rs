@@ -179,6 +179,34 @@ fn simulated_gpus_and_nvswitches_are_attested_and_certified() {
         stderr.contains("2 GPU and 3 NVSwitch report(s)"),
         "{stderr}"
     );
+    // A reviewer re-verifies the published bundle: the GPU and switch
+    // reports against the nonces derived from the published enrollment nonce.
+    let publish = tmp.path().join("cvm/publish");
+    let nonce = std::fs::read_to_string(publish.join("nonce")).expect("published nonce");
+    let verify = |extra: &[&str]| {
+        std::process::Command::new(common::bin("tl"))
+            .args(["evidence", "verify"])
+            .arg(publish.join("evidence.json"))
+            .arg("--simulated-root")
+            .arg(tmp.path().join("ca/sim-root.pem"))
+            .arg("--gpu-root")
+            .arg(tmp.path().join("ca/sim-gpu-root.der"))
+            .args(extra)
+            .output()
+            .expect("tl evidence verify")
+    };
+    let out = verify(&["--nonce", nonce.trim()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("GPU 1:"), "{text}");
+    assert!(
+        text.contains("NVSwitch 2:  firmware 96.10.55.00.01"),
+        "{text}"
+    );
+    // Without the nonce the device reports cannot be checked: refused.
+    let out = verify(&[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("GPU_NONCE_MISSING"));
 }
 
 #[test]
