@@ -560,3 +560,52 @@ fn simulated_devices_answer_the_derived_nonces() {
     let e = collect(&c, NONCE).unwrap_err();
     assert_eq!(e.code(), "GPU_SIMULATED", "{e}");
 }
+
+#[test]
+fn gpus_and_nvswitches_collected_together_verify() {
+    // The fake NVML and the fake NSCQ both answer with simulated devices'
+    // real reports for the nonces the loader sets: what the loader collects
+    // for 2 GPUs and 2 switches passes the real verifier.
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tree(tmp.path(), 2);
+    switches(&root, 2);
+    let sim = SimTee::from_seed([8; 32]);
+    let answers = answers(tmp.path(), &sim, 2);
+    let nvml_answers = tmp.path().join("nvml-answers");
+    fs::create_dir_all(&nvml_answers).unwrap();
+    for i in 0..2u32 {
+        let d = sim.nvidia_device(SimNvKind::Gpu, i);
+        let n = gpu_nonce(NONCE, i);
+        fs::write(
+            nvml_answers.join(format!("report-{}.bin", hex::encode(n))),
+            d.report(&n),
+        )
+        .unwrap();
+        fs::write(nvml_answers.join(format!("chain-{i}.pem")), d.chain_pem()).unwrap();
+    }
+    let dir = format!("FAKE_DIR={:?}", nvml_answers.display().to_string());
+    let nvml = fake_nvml(tmp.path(), &["FAKE_GPUS=2", &dir]);
+    let nscq = fake_nscq(tmp.path(), &answers, &["FAKE_SWITCHES=2"]);
+    let mut c = cfg(root, Some(nvml));
+    c.nscq_library = Some(nscq);
+    let got = collect(&c, NONCE).unwrap();
+    let bundle = EvidenceBundle {
+        gpus: got.evidence,
+        nvswitches: got.nvswitches,
+        ..EvidenceBundle::new(CpuEvidence {
+            kind: CpuEvidenceKind::TdxQuote,
+            quote: vec![],
+            certificates: vec![],
+        })
+    };
+    let mut o = VerifyOptions::new(
+        1_760_000_000,
+        TrustAnchors::simulated(sim.root_certificate_der()),
+    );
+    o.expected_nonce = Some(NONCE.to_vec());
+    o.gpu_anchors = GpuAnchors::from_der(&[sim.nvidia_root_der().as_slice()]).unwrap();
+    let (gpus, _) = tl_evidence::verify::verify_gpus(&bundle, &o).unwrap();
+    let (switches, _) = verify_nvswitches(&bundle, &o).unwrap();
+    assert_eq!((gpus.len(), switches.len()), (2, 2));
+    got.session.unwrap().set_ready().unwrap();
+}

@@ -12,6 +12,9 @@
  *   FAKE_REPORT_RC=rc    the report call returns rc (default 0 = success)
  *   FAKE_WRONG_NONCE     the report answers another nonce
  *   FAKE_INIT_RC=rc      nvmlInit_v2 returns rc (default 0)
+ *   FAKE_DIR="dir"       answer with real reports and chains instead of the
+ *                        filler ones: report-<nonce as 64 hex digits>.bin
+ *                        (absent: the call fails) and chain-<i>.pem
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -153,10 +156,25 @@ nvmlReturn_t nvmlSystemSetConfComputeGpusReadyState(unsigned int is_accepting_wo
     return NVML_SUCCESS;
 }
 
+#ifdef FAKE_DIR
+/* Read at most cap bytes of FAKE_DIR/name into buf; the count, or -1. */
+static long read_answer(const char *name, unsigned char *buf, size_t cap) {
+    char path[4096];
+    FILE *f;
+    size_t n;
+    snprintf(path, sizeof path, "%s/%s", FAKE_DIR, name);
+    f = fopen(path, "rb");
+    if (!f) return -1;
+    n = fread(buf, 1, cap, f);
+    fclose(f);
+    return (long)n;
+}
+#endif
+
 /*
- * A structurally valid SPDM 1.1 GET_MEASUREMENTS request + MEASUREMENTS
- * response: no blocks, no opaque data, a filler signature; the device
- * index is in the responder nonce so reports differ per GPU.
+ * Without FAKE_DIR: a structurally valid SPDM 1.1 GET_MEASUREMENTS request +
+ * MEASUREMENTS response: no blocks, no opaque data, a filler signature; the
+ * device index is in the responder nonce so reports differ per GPU.
  */
 nvmlReturn_t nvmlDeviceGetConfComputeGpuAttestationReport(
     nvmlDevice_t device, nvmlConfComputeGpuAttestationReport_t *r) {
@@ -165,6 +183,22 @@ nvmlReturn_t nvmlDeviceGetConfComputeGpuAttestationReport(
     if (!initialized) return NVML_ERROR_UNINITIALIZED;
     if (i < 0 || !r) return NVML_ERROR_INVALID_ARGUMENT;
     if (FAKE_REPORT_RC != 0) return FAKE_REPORT_RC;
+#ifdef FAKE_DIR
+    {
+        char name[128];
+        long n;
+        int k;
+        strcpy(name, "report-");
+        for (k = 0; k < 32; k++) sprintf(name + 7 + 2 * k, "%02x", r->nonce[k]);
+        strcat(name, ".bin");
+        n = read_answer(name, r->attestationReport, sizeof r->attestationReport);
+        if (n < 0) return NVML_ERROR_INVALID_ARGUMENT;
+        r->attestationReportSize = (unsigned int)n;
+        r->isCecAttestationReportPresent = 0;
+        r->cecAttestationReportSize = 0;
+        return NVML_SUCCESS;
+    }
+#endif
     p = r->attestationReport;
     *p++ = 0x11; *p++ = 0xE0; *p++ = 0x01; *p++ = 0x00;
     memcpy(p, r->nonce, 32);
@@ -195,6 +229,17 @@ nvmlReturn_t nvmlDeviceGetConfComputeGpuCertificate(
     if (!initialized) return NVML_ERROR_UNINITIALIZED;
     if (i < 0 || !c) return NVML_ERROR_INVALID_ARGUMENT;
     memset(c, 0, sizeof *c);
+#ifdef FAKE_DIR
+    {
+        char name[64];
+        long n;
+        snprintf(name, sizeof name, "chain-%d.pem", i);
+        n = read_answer(name, c->attestationCertChain, sizeof c->attestationCertChain);
+        if (n < 0) return NVML_ERROR_INVALID_ARGUMENT;
+        c->attestationCertChainSize = (unsigned int)n;
+        return NVML_SUCCESS;
+    }
+#endif
     memcpy(c->attestationCertChain, CHAIN, sizeof CHAIN - 1);
     c->attestationCertChainSize = sizeof CHAIN - 1;
     memcpy(c->certChain, CHAIN, sizeof CHAIN - 1);
