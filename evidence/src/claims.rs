@@ -125,8 +125,10 @@ pub struct NvSwitchClaims {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlatformClaims {
     pub tee: TeeKind,
-    /// True when the evidence chained to the simulated TEE's root, which a
-    /// verifier accepts only when its operator enabled it explicitly.
+    /// True when the evidence chained to the simulated TEE's root, or a GPU
+    /// or NVSwitch chain ended at another root than NVIDIA's (the simulated
+    /// NVIDIA root); a verifier accepts either only when its operator enabled
+    /// it explicitly.
     pub simulated: bool,
     /// True when the TEE runs in debug mode (TDX attribute DEBUG, SNP policy DEBUG).
     pub debug: bool,

@@ -212,6 +212,15 @@ pub fn verify_bundle(
     v.gpu_devices = gpu_devices;
     v.claims.nvswitches = nvswitches;
     v.nvswitch_devices = nvswitch_devices;
+    // A device chained to another root than NVIDIA's (the simulated one,
+    // trusted only by explicit option) makes the whole platform simulated.
+    if v.gpu_devices
+        .iter()
+        .chain(&v.nvswitch_devices)
+        .any(|d| !d.nvidia_root)
+    {
+        v.claims.simulated = true;
+    }
     if let Some(t) = &bundle.tpm {
         if bundle.cpu.kind == CpuEvidenceKind::TpmQuote {
             return Err(EvidenceError::TpmCompositeMisplaced);

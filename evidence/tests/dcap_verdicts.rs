@@ -232,3 +232,35 @@ fn sgx_quote_tampering() {
         assert!(verify_sgx_quote(&q[..n], &anchors, &c, 1_752_919_277).is_err());
     }
 }
+
+#[test]
+fn a_device_under_another_root_marks_a_real_platform_simulated() {
+    // A real, up-to-date TDX quote beside an NVSwitch chained to the
+    // simulated NVIDIA root (trusted here by explicit option): the claims
+    // must not read as a real platform.
+    use tl_evidence::binding::nvswitch_nonce;
+    use tl_evidence::bundle::NvSwitchEvidence;
+    use tl_evidence::sim::{SimNvKind, SimTee};
+    let sim = SimTee::from_seed([2; 32]);
+    let d = sim.nvidia_device(SimNvKind::NvSwitch, 0);
+    let nonce = b"enrollment nonce";
+    let mut b = bundle(data(TDX_QUOTE));
+    b.nvswitches.push(NvSwitchEvidence {
+        index: 0,
+        report: d.report(&nvswitch_nonce(nonce, 0)),
+        certificates: d.chain_der().to_vec(),
+    });
+    let opts = VerifyOptions {
+        now_unix: TDX_NOW,
+        anchors: TrustAnchors::intel(INTEL_SGX_ROOT_CA_DER.to_vec()),
+        collateral: Some(Collateral::tdx(col(TDX_COL))),
+        expected_nonce: Some(nonce.to_vec()),
+        gpu_anchors: tl_evidence::nvidia::GpuAnchors::nvidia()
+            .and_der(&sim.nvidia_root_der())
+            .expect("root"),
+    };
+    let v = verify_bundle(&b, &opts).expect("verifies");
+    assert_eq!(v.claims.tcb_status, TcbStatus::UpToDate);
+    assert!(!v.nvswitch_devices[0].nvidia_root);
+    assert!(v.claims.simulated);
+}

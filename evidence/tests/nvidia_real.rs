@@ -62,6 +62,7 @@ fn every_report_verifies_with_its_chain_and_nonce() {
             .unwrap_or_else(|e| panic!("{r}: {e} ({})", e.code()));
         assert_eq!(v.report.blocks.len(), 64, "{r}");
         assert_eq!(v.info.chip_sku, "882");
+        assert!(v.nvidia_root, "{r}: chained to NVIDIA's root");
     }
 }
 

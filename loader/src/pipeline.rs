@@ -200,7 +200,7 @@ pub fn run(
         .map_err(|e| Halt::new(HaltCode::CaResponseInvalid, format!("nonce: {e}")))?;
     // GPU evidence answers nonces derived from the CA's and is bound into
     // the CPU quote below; any GPU present but not attested halts here.
-    let gpus = crate::gpu::collect(&cfg.gpu, &nonce_bytes)?;
+    let mut gpus = crate::gpu::collect(&cfg.gpu, &nonce_bytes)?;
     if cfg.gpu.simulated.is_some() {
         progress(
             "gpu",
@@ -228,8 +228,9 @@ pub fn run(
             ),
         );
     }
-    let bundle_gpus = gpus.evidence.clone();
-    let bundle_switches = gpus.nvswitches.clone();
+    // The evidence moves into the bundle; the session stays for set_ready.
+    let bundle_gpus = std::mem::take(&mut gpus.evidence);
+    let bundle_switches = std::mem::take(&mut gpus.nvswitches);
     let gpu_digest = tl_evidence::binding::device_evidence_digest(
         bundle_gpus.iter().map(|g| g.report.as_slice()),
         bundle_switches.iter().map(|s| s.report.as_slice()),

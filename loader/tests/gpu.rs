@@ -348,11 +348,20 @@ fn switches(root: &Path, n: usize) {
 /// Answers for the fake NSCQ: switch `i` answers `nvswitch_nonce(NONCE, i)`
 /// for `i < n` with the simulated switch `i`'s report and chain.
 fn answers(dir: &Path, sim: &SimTee, n: u32) -> PathBuf {
-    let a = dir.join("nscq-answers");
-    fs::create_dir_all(&a).unwrap();
+    write_answers(&dir.join("nscq-answers"), sim, SimNvKind::NvSwitch, n)
+}
+
+/// Write into `a` what simulated devices `0..n` of `kind` answer: the report
+/// for the nonce the loader derives for each (`report-<hex nonce>.bin`) and
+/// the chain (`chain-<i>.pem`), as both fakes read them with `FAKE_DIR`.
+fn write_answers(a: &Path, sim: &SimTee, kind: SimNvKind, n: u32) -> PathBuf {
+    fs::create_dir_all(a).unwrap();
     for i in 0..n {
-        let d = sim.nvidia_device(SimNvKind::NvSwitch, i);
-        let nonce = nvswitch_nonce(NONCE, i);
+        let d = sim.nvidia_device(kind, i);
+        let nonce = match kind {
+            SimNvKind::Gpu => gpu_nonce(NONCE, i),
+            _ => nvswitch_nonce(NONCE, i),
+        };
         fs::write(
             a.join(format!("report-{}.bin", hex::encode(nonce))),
             d.report(&nonce),
@@ -360,7 +369,37 @@ fn answers(dir: &Path, sim: &SimTee, n: u32) -> PathBuf {
         .unwrap();
         fs::write(a.join(format!("chain-{i}.pem")), d.chain_pem()).unwrap();
     }
-    a
+    a.to_path_buf()
+}
+
+/// The real verifier's claims for what the loader collected from `sim`'s
+/// devices (GPUs, NVSwitches).
+fn verify_collected(
+    sim: &SimTee,
+    gpus: Vec<tl_evidence::bundle::GpuEvidence>,
+    nvswitches: Vec<tl_evidence::bundle::NvSwitchEvidence>,
+) -> (
+    Vec<tl_evidence::GpuClaims>,
+    Vec<tl_evidence::NvSwitchClaims>,
+) {
+    let bundle = EvidenceBundle {
+        gpus,
+        nvswitches,
+        ..EvidenceBundle::new(CpuEvidence {
+            kind: CpuEvidenceKind::TdxQuote,
+            quote: vec![],
+            certificates: vec![],
+        })
+    };
+    let mut o = VerifyOptions::new(
+        1_760_000_000,
+        TrustAnchors::simulated(sim.root_certificate_der()),
+    );
+    o.expected_nonce = Some(NONCE.to_vec());
+    o.gpu_anchors = GpuAnchors::from_der(&[sim.nvidia_root_der().as_slice()]).unwrap();
+    let gpus = tl_evidence::verify::verify_gpus(&bundle, &o).unwrap().0;
+    let switches = verify_nvswitches(&bundle, &o).unwrap().0;
+    (gpus, switches)
 }
 
 struct SwitchSetup {
@@ -417,24 +456,9 @@ fn nvswitches_in_tnvl_mode_give_evidence_the_verifier_accepts() {
         assert_eq!(ev.certificates, d.chain_der());
     }
     // What the loader collected verifies with the real verifier.
-    let bundle = EvidenceBundle {
-        nvswitches: got.nvswitches.clone(),
-        ..EvidenceBundle::new(CpuEvidence {
-            kind: CpuEvidenceKind::TdxQuote,
-            quote: vec![],
-            certificates: vec![],
-        })
-    };
-    let mut o = VerifyOptions::new(
-        1_760_000_000,
-        TrustAnchors::simulated(s.sim.root_certificate_der()),
-    );
-    o.expected_nonce = Some(NONCE.to_vec());
-    o.gpu_anchors = GpuAnchors::from_der(&[s.sim.nvidia_root_der().as_slice()]).unwrap();
-    let (claims, devices) = verify_nvswitches(&bundle, &o).unwrap();
+    let (_, claims) = verify_collected(&s.sim, vec![], got.nvswitches);
     assert_eq!(claims.len(), 2);
     assert!(claims.iter().all(|c| c.tnvl_mode && c.locked));
-    assert_eq!(devices.len(), 2);
 }
 
 #[test]
@@ -532,29 +556,8 @@ fn simulated_devices_answer_the_derived_nonces() {
     assert!(got.session.is_none() && got.inventory.is_empty());
     assert_eq!((got.evidence.len(), got.nvswitches.len()), (1, 2));
     let sim = SimTee::from_seed([3; 32]);
-    let bundle = EvidenceBundle {
-        gpus: got.evidence,
-        nvswitches: got.nvswitches,
-        ..EvidenceBundle::new(CpuEvidence {
-            kind: CpuEvidenceKind::TdxQuote,
-            quote: vec![],
-            certificates: vec![],
-        })
-    };
-    let mut o = VerifyOptions::new(
-        1_760_000_000,
-        TrustAnchors::simulated(sim.root_certificate_der()),
-    );
-    o.expected_nonce = Some(NONCE.to_vec());
-    o.gpu_anchors = GpuAnchors::from_der(&[sim.nvidia_root_der().as_slice()]).unwrap();
-    assert_eq!(
-        tl_evidence::verify::verify_gpus(&bundle, &o)
-            .unwrap()
-            .0
-            .len(),
-        1
-    );
-    assert_eq!(verify_nvswitches(&bundle, &o).unwrap().0.len(), 2);
+    let (gpus, switches) = verify_collected(&sim, got.evidence, got.nvswitches);
+    assert_eq!((gpus.len(), switches.len()), (1, 2));
     // A seed file of the wrong size is an error, not a default.
     fs::write(&seed, [3u8; 31]).unwrap();
     let e = collect(&c, NONCE).unwrap_err();
@@ -571,41 +574,15 @@ fn gpus_and_nvswitches_collected_together_verify() {
     switches(&root, 2);
     let sim = SimTee::from_seed([8; 32]);
     let answers = answers(tmp.path(), &sim, 2);
-    let nvml_answers = tmp.path().join("nvml-answers");
-    fs::create_dir_all(&nvml_answers).unwrap();
-    for i in 0..2u32 {
-        let d = sim.nvidia_device(SimNvKind::Gpu, i);
-        let n = gpu_nonce(NONCE, i);
-        fs::write(
-            nvml_answers.join(format!("report-{}.bin", hex::encode(n))),
-            d.report(&n),
-        )
-        .unwrap();
-        fs::write(nvml_answers.join(format!("chain-{i}.pem")), d.chain_pem()).unwrap();
-    }
+    let nvml_answers = write_answers(&tmp.path().join("nvml-answers"), &sim, SimNvKind::Gpu, 2);
     let dir = format!("FAKE_DIR={:?}", nvml_answers.display().to_string());
     let nvml = fake_nvml(tmp.path(), &["FAKE_GPUS=2", &dir]);
     let nscq = fake_nscq(tmp.path(), &answers, &["FAKE_SWITCHES=2"]);
     let mut c = cfg(root, Some(nvml));
     c.nscq_library = Some(nscq);
     let got = collect(&c, NONCE).unwrap();
-    let bundle = EvidenceBundle {
-        gpus: got.evidence,
-        nvswitches: got.nvswitches,
-        ..EvidenceBundle::new(CpuEvidence {
-            kind: CpuEvidenceKind::TdxQuote,
-            quote: vec![],
-            certificates: vec![],
-        })
-    };
-    let mut o = VerifyOptions::new(
-        1_760_000_000,
-        TrustAnchors::simulated(sim.root_certificate_der()),
-    );
-    o.expected_nonce = Some(NONCE.to_vec());
-    o.gpu_anchors = GpuAnchors::from_der(&[sim.nvidia_root_der().as_slice()]).unwrap();
-    let (gpus, _) = tl_evidence::verify::verify_gpus(&bundle, &o).unwrap();
-    let (switches, _) = verify_nvswitches(&bundle, &o).unwrap();
+    let session = got.session;
+    let (gpus, switches) = verify_collected(&sim, got.evidence, got.nvswitches);
     assert_eq!((gpus.len(), switches.len()), (2, 2));
-    got.session.unwrap().set_ready().unwrap();
+    session.unwrap().set_ready().unwrap();
 }

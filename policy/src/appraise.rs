@@ -336,19 +336,13 @@ fn appraise_gpus(
                 ),
             ));
         }
-        for (idx, want) in &r.measurements {
-            match g.measurements.get(idx) {
-                Some(got) if want.matches(got) => {}
-                Some(got) => f.push(Failure::new(
-                    ReasonCode::GpuMeasurementMismatch,
-                    format!("GPU {i} measurement {idx} {got} expected {want}"),
-                )),
-                None => f.push(Failure::new(
-                    ReasonCode::GpuMeasurementMismatch,
-                    format!("GPU {i} measurement {idx} absent, expected {want}"),
-                )),
-            }
-        }
+        compare_measurements(
+            &format!("GPU {i}"),
+            &r.measurements,
+            &g.measurements,
+            ReasonCode::GpuMeasurementMismatch,
+            f,
+        );
     }
 }
 
@@ -383,18 +377,35 @@ fn appraise_nvswitches(r: Option<&NvSwitchRef>, claims: &PlatformClaims, f: &mut
                 ),
             ));
         }
-        for (idx, want) in &r.measurements {
-            match s.measurements.get(idx) {
-                Some(got) if want.matches(got) => {}
-                Some(got) => f.push(Failure::new(
-                    ReasonCode::NvSwitchMeasurementMismatch,
-                    format!("NVSwitch {i} measurement {idx} {got} expected {want}"),
-                )),
-                None => f.push(Failure::new(
-                    ReasonCode::NvSwitchMeasurementMismatch,
-                    format!("NVSwitch {i} measurement {idx} absent, expected {want}"),
-                )),
-            }
+        compare_measurements(
+            &format!("NVSwitch {i}"),
+            &r.measurements,
+            &s.measurements,
+            ReasonCode::NvSwitchMeasurementMismatch,
+            f,
+        );
+    }
+}
+
+/// One failure per pinned measurement of `device` that differs or is absent.
+fn compare_measurements(
+    device: &str,
+    want: &std::collections::BTreeMap<u32, crate::order::HexDigest>,
+    got: &std::collections::BTreeMap<u32, String>,
+    code: ReasonCode,
+    f: &mut Vec<Failure>,
+) {
+    for (idx, want) in want {
+        match got.get(idx) {
+            Some(got) if want.matches(got) => {}
+            Some(got) => f.push(Failure::new(
+                code,
+                format!("{device} measurement {idx} {got} expected {want}"),
+            )),
+            None => f.push(Failure::new(
+                code,
+                format!("{device} measurement {idx} absent, expected {want}"),
+            )),
         }
     }
 }

@@ -245,6 +245,8 @@ impl Anchor {
 #[derive(Clone, Debug)]
 pub struct VerifiedChain {
     certs: Vec<P384Cert>,
+    /// Public key of the anchor the chain ended at.
+    anchor_key: Vec<u8>,
 }
 
 impl VerifiedChain {
@@ -253,6 +255,11 @@ impl VerifiedChain {
         // Invariant: `verify_chain` only builds chains of at least two certificates.
         #[allow(clippy::indexing_slicing)]
         &self.certs[0]
+    }
+
+    /// Public key (uncompressed point) of the trust anchor the chain ended at.
+    pub fn anchor_public_key(&self) -> &[u8] {
+        &self.anchor_key
     }
 
     /// Every certificate valid at `now`.
@@ -297,27 +304,30 @@ pub fn verify_chain(
     }
     let top = certs.last().ok_or(kind.err("chain"))?;
     let below = certs.len().saturating_sub(1);
-    let mut anchored = false;
+    let mut anchored = None;
     for Anchor(a) in anchors {
         if top.subject_der == a.subject_der && top.spki_der == a.spki_der {
             if !top.signed_by(a) {
                 return Err(kind.err("root certificate signature"));
             }
             a.check_validity(now_unix)?;
-            anchored = true;
+            anchored = Some(a);
             break;
         }
         if top.issuer_der == a.subject_der && top.signed_by(a) {
             a.check_ca(below, kind)?;
             a.check_validity(now_unix)?;
-            anchored = true;
+            anchored = Some(a);
             break;
         }
     }
-    if !anchored {
+    let Some(anchor) = anchored else {
         return Err(kind.untrusted());
-    }
-    let chain = VerifiedChain { certs };
+    };
+    let chain = VerifiedChain {
+        anchor_key: anchor.public_key().to_vec(),
+        certs,
+    };
     chain.check_time(now_unix)?;
     Ok(chain)
 }

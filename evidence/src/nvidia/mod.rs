@@ -80,6 +80,19 @@ impl GpuAnchors {
         Ok(self)
     }
 
+    /// True when `chain` ended at NVIDIA's shipped device root.
+    pub fn is_nvidia_root(chain: &VerifiedChain) -> bool {
+        static NVIDIA_KEY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let key = NVIDIA_KEY.get_or_init(|| {
+            GpuAnchors::nvidia()
+                .roots
+                .first()
+                .map(|a| a.0.public_key().to_vec())
+                .unwrap_or_default()
+        });
+        !key.is_empty() && chain.anchor_public_key() == key.as_slice()
+    }
+
     /// No root at all: every GPU chain fails.
     pub fn none() -> GpuAnchors {
         GpuAnchors { roots: Vec::new() }
@@ -194,6 +207,9 @@ pub struct VerifiedGpuReport {
     pub info: OpaqueInfo,
     /// The device leaf certificate's serial number (hex).
     pub leaf_serial: String,
+    /// The chain ended at NVIDIA's device root (not at another root the
+    /// verifier was given, such as the simulated one).
+    pub nvidia_root: bool,
 }
 
 impl VerifiedGpuReport {
@@ -215,13 +231,17 @@ impl VerifiedGpuReport {
             debug,
             driver_version: self.info.driver_version.clone(),
             vbios_version: self.info.vbios_version.clone(),
-            measurements: self
-                .report
-                .blocks
-                .iter()
-                .map(|b| (u32::from(b.index), hex::encode(&b.value)))
-                .collect(),
+            measurements: self.measurements_hex(),
         }
+    }
+
+    /// Measurement index to hex value, as claims carry them.
+    fn measurements_hex(&self) -> BTreeMap<u32, String> {
+        self.report
+            .blocks
+            .iter()
+            .map(|b| (u32::from(b.index), hex::encode(&b.value)))
+            .collect()
     }
 }
 
@@ -235,12 +255,7 @@ impl VerifiedGpuReport {
             tnvl_mode,
             locked,
             vbios_version: self.info.vbios_version.clone(),
-            measurements: self
-                .report
-                .blocks
-                .iter()
-                .map(|b| (u32::from(b.index), hex::encode(&b.value)))
-                .collect(),
+            measurements: self.measurements_hex(),
         }
     }
 }
@@ -255,6 +270,8 @@ pub struct GpuDevice {
     /// Hex serial number of the device leaf certificate.
     pub leaf_serial: String,
     pub info: OpaqueInfo,
+    /// See [`VerifiedGpuReport::nvidia_root`].
+    pub nvidia_root: bool,
 }
 
 impl VerifiedGpuReport {
@@ -265,6 +282,7 @@ impl VerifiedGpuReport {
             fwid: self.info.fwid.map(hex::encode).unwrap_or_default(),
             leaf_serial: self.leaf_serial.clone(),
             info: self.info.clone(),
+            nvidia_root: self.nvidia_root,
         }
     }
 }
@@ -288,9 +306,14 @@ pub fn verify_report(
     anchors: &GpuAnchors,
     now_unix: u64,
 ) -> Result<VerifiedGpuReport> {
-    let parsed = spdm::parse_report(report)?;
-    let chain = verify_device_chain(chain_der, anchors, now_unix)?;
-    finish(report, parsed, &chain, expected_nonce, FwidRule::Required)
+    verify_with_rule(
+        report,
+        chain_der,
+        expected_nonce,
+        anchors,
+        now_unix,
+        FwidRule::Required,
+    )
 }
 
 /// Verify an NVSwitch's binary report with its device chain (DER, leaf
@@ -303,9 +326,27 @@ pub fn verify_switch_report(
     anchors: &GpuAnchors,
     now_unix: u64,
 ) -> Result<VerifiedGpuReport> {
+    verify_with_rule(
+        report,
+        chain_der,
+        expected_nonce,
+        anchors,
+        now_unix,
+        FwidRule::IfPresent,
+    )
+}
+
+fn verify_with_rule(
+    report: &[u8],
+    chain_der: &[Vec<u8>],
+    expected_nonce: &[u8; 32],
+    anchors: &GpuAnchors,
+    now_unix: u64,
+    fwid_rule: FwidRule,
+) -> Result<VerifiedGpuReport> {
     let parsed = spdm::parse_report(report)?;
     let chain = verify_device_chain(chain_der, anchors, now_unix)?;
-    finish(report, parsed, &chain, expected_nonce, FwidRule::IfPresent)
+    finish(report, parsed, &chain, expected_nonce, fwid_rule)
 }
 
 /// Whether the report must carry an FWID (GPUs) or only match when it
@@ -367,6 +408,7 @@ fn finish(
     }
     Ok(VerifiedGpuReport {
         leaf_serial: hex::encode(leaf.serial()),
+        nvidia_root: GpuAnchors::is_nvidia_root(chain),
         report: parsed,
         info,
     })
