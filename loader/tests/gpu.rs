@@ -282,6 +282,40 @@ fn cc_mode_off_devtools_or_simulation_is_unattested() {
     assert!(e.to_string().contains("environment simulation"), "{e}");
 }
 
+/// What a real NVIDIA H200 with confidential computing off answered
+/// (driver 580.159.04, docs/formats/gpu.md "On a real GPU"): CC state
+/// environment 0, feature 0, devtools 0, and NVML_ERROR_UNKNOWN (999) from
+/// both evidence calls. The loader stops at the CC state, with the same
+/// message as on that machine.
+#[test]
+fn real_h200_with_cc_off_is_unattested() {
+    let e = expect_unattested(
+        &[
+            "FAKE_CC_FEATURE=0",
+            "FAKE_ENVIRONMENT=0",
+            "FAKE_DEVTOOLS=0",
+            "FAKE_REPORT_RC=999",
+            "FAKE_CERT_RC=999",
+        ],
+        1,
+        "GPU_CC_MODE_OFF",
+    );
+    assert_eq!(
+        e.to_string(),
+        "confidential computing mode is not on (feature disabled, devtools off, environment unavailable)"
+    );
+}
+
+/// The same driver answers NVML_ERROR_UNKNOWN to the evidence calls; if it
+/// did so with CC on, each call's failure halts with its own code.
+#[test]
+fn evidence_calls_answering_unknown_are_unattested() {
+    let e = expect_unattested(&["FAKE_REPORT_RC=999"], 1, "GPU_REPORT_UNAVAILABLE");
+    assert!(e.to_string().contains("GPU 0"), "{e}");
+    let e = expect_unattested(&["FAKE_CERT_RC=999"], 1, "GPU_CERTIFICATE_UNAVAILABLE");
+    assert!(e.to_string().contains("GPU 0"), "{e}");
+}
+
 #[test]
 fn cc_state_that_cannot_be_queried_is_unattested() {
     let e = expect_unattested(&["FAKE_NO_CC_STATE"], 1, "GPU_NVML");

@@ -11,6 +11,7 @@
  *   FAKE_NO_CC_STATE     leave nvmlSystemGetConfComputeState out (old driver)
  *   FAKE_REPORT_RC=rc    the report call returns rc (default 0 = success)
  *   FAKE_WRONG_NONCE     the report answers another nonce
+ *   FAKE_CERT_RC=rc      the certificate call returns rc (default 0 = success)
  *   FAKE_INIT_RC=rc      nvmlInit_v2 returns rc (default 0)
  *   FAKE_DIR="dir"       answer with real reports and chains instead of the
  *                        filler ones: report-<nonce as 64 hex digits>.bin
@@ -37,6 +38,9 @@
 #endif
 #ifndef FAKE_REPORT_RC
 #define FAKE_REPORT_RC 0
+#endif
+#ifndef FAKE_CERT_RC
+#define FAKE_CERT_RC 0
 #endif
 #ifndef FAKE_INIT_RC
 #define FAKE_INIT_RC 0
@@ -228,6 +232,7 @@ nvmlReturn_t nvmlDeviceGetConfComputeGpuCertificate(
     int i = device_index(device);
     if (!initialized) return NVML_ERROR_UNINITIALIZED;
     if (i < 0 || !c) return NVML_ERROR_INVALID_ARGUMENT;
+    if (FAKE_CERT_RC != 0) return FAKE_CERT_RC;
     memset(c, 0, sizeof *c);
 #ifdef FAKE_DIR
     {
