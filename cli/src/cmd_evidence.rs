@@ -73,6 +73,8 @@ pub enum Cmd {
         "  tl evidence verify tdx-quote.hex --collateral pcs/ --at 2025-07-19T10:00:00Z --json\n\n",
         "  tl evidence verify quote.bin --collateral c.json --accept-tcb UpToDate,SWHardeningNeeded\n\n",
         "  tl evidence verify bundle.json --simulated-root sim-root.der\n\n",
+        "  tl evidence verify publish/evidence.json --nonce $(cat publish/nonce) \\\n",
+        "      --certificate publish/certificate.pem --ca-root ca-root.pem\n\n",
         "  tl evidence verify report.bin --certs vcek.der --at 2023-05-01T00:00:00Z\n\n",
         "  tl evidence verify gpu-report.hex --gpu-certs gpu-chain.pem --gpu-nonce <64 hex>\n\n",
         "  tl evidence verify switch-report.bin --nvswitch --gpu-certs switch-chain.pem --gpu-nonce <64 hex>"
@@ -128,6 +130,17 @@ pub struct VerifyArgs {
     /// it such a bundle fails with GPU_NONCE_MISSING.
     #[arg(long, value_name = "HEX", conflicts_with = "gpu_certs")]
     nonce: Option<String>,
+    /// Evidence bundle: the CVM certificate the CA issued for it (PEM, leaf
+    /// first; the loader publishes `certificate.pem`). Checked against
+    /// --ca-root at the verification time; then the certificate must have
+    /// been issued for exactly this bundle (its evidence digest), and the
+    /// quote's report data must bind --nonce, the certificate's signing key,
+    /// its encryption key and the bundle's GPU, NVSwitch and vTPM evidence.
+    #[arg(long, value_name = "PEM", requires_all = ["nonce", "ca_root"])]
+    certificate: Option<PathBuf>,
+    /// The CA's root certificate (PEM or DER) for --certificate.
+    #[arg(long, value_name = "FILE", requires = "certificate")]
+    ca_root: Option<PathBuf>,
     /// NVIDIA GPU: a signed reference integrity manifest (SWID tag) to compare
     /// the report's measurements with, index by index (repeatable: driver and
     /// VBIOS RIMs). Every mismatch is listed; any mismatch fails.
@@ -374,7 +387,124 @@ struct Report {
     sgx: Option<SgxReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     snp: Option<SnpOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate: Option<CertificateOut>,
     rejections: Vec<RejectionOut>,
+}
+
+/// What `--certificate` found: the CVM certificate and how it ties to the
+/// evidence.
+#[derive(Serialize)]
+struct CertificateOut {
+    /// Signed by the CA root and valid at the verification time.
+    valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    serial: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_after: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encryption_public_key: Option<String>,
+    /// The certificate names this bundle's digest.
+    evidence_matches: bool,
+    /// The report data binds the nonce, the certificate's keys and the
+    /// bundle's device evidence.
+    binding: bool,
+}
+
+/// Reason codes of `--certificate` (beside the certificate's own `CERT_*`).
+const CERTIFICATE_EVIDENCE_MISMATCH: &str = "CERTIFICATE_EVIDENCE_MISMATCH";
+const BINDING_MISMATCH: &str = "BINDING_MISMATCH";
+
+/// The digests of a bundle that `--certificate` checks against.
+struct BundleDigests {
+    digest: [u8; 32],
+    gpu_evidence: [u8; 32],
+    tpm_ak: Option<[u8; 32]>,
+}
+
+impl BundleDigests {
+    fn of(b: &EvidenceBundle) -> Self {
+        BundleDigests {
+            digest: b.digest(),
+            gpu_evidence: b.gpu_evidence_digest(),
+            tpm_ak: b.tpm_ak_digest(),
+        }
+    }
+}
+
+/// Check the CVM certificate against the CA root, the bundle and the
+/// verified report data; every failure is a rejection.
+fn check_certificate(
+    cert_path: &Path,
+    ca_root: &Path,
+    nonce: &[u8],
+    bundle: &BundleDigests,
+    report_data: &[u8; 64],
+    now: u64,
+) -> anyhow::Result<(CertificateOut, Vec<RejectionOut>)> {
+    let pem = std::fs::read_to_string(cert_path)
+        .with_context(|| format!("reading {}", cert_path.display()))?;
+    let root = read_cert(ca_root)?;
+    let mut out = CertificateOut {
+        valid: false,
+        serial: None,
+        not_after: None,
+        encryption_public_key: None,
+        evidence_matches: false,
+        binding: false,
+    };
+    let leaf = match tl_ca::certs::verify_leaf_pem(&pem, &root, now) {
+        Ok(l) => l,
+        Err(e) => {
+            let r = RejectionOut {
+                code: e.code(),
+                detail: format!("CVM certificate {}: {e}", cert_path.display()),
+            };
+            return Ok((out, vec![r]));
+        }
+    };
+    out.valid = true;
+    out.serial = Some(leaf.serial_hex.clone());
+    out.not_after = Some(format_rfc3339_utc(leaf.not_after));
+    out.encryption_public_key = Some(leaf.claims.encryption_public_key.clone());
+    let mut rejections = Vec::new();
+    out.evidence_matches = leaf.claims.evidence_digest == bundle.digest;
+    if !out.evidence_matches {
+        rejections.push(RejectionOut {
+            code: CERTIFICATE_EVIDENCE_MISMATCH,
+            detail: format!(
+                "the certificate was issued for evidence {}, this bundle is {}",
+                hex::encode(leaf.claims.evidence_digest),
+                hex::encode(bundle.digest)
+            ),
+        });
+    }
+    match leaf.claims.encryption_key_bytes() {
+        Err(e) => rejections.push(RejectionOut {
+            code: e.code(),
+            detail: format!("the certificate's encryption key: {e}"),
+        }),
+        Ok(enc) => {
+            let expected = tl_evidence::binding::Binding {
+                nonce,
+                signing_public_key: &leaf.spki_der,
+                encryption_public_key: &enc,
+                gpu_evidence_digest: bundle.gpu_evidence,
+                tpm_ak_digest: bundle.tpm_ak,
+            }
+            .report_data();
+            out.binding = &expected == report_data;
+            if !out.binding {
+                rejections.push(RejectionOut {
+                    code: BINDING_MISMATCH,
+                    detail: "the report data does not bind this nonce, the certificate's signing \
+                             and encryption keys and the bundle's device evidence"
+                        .into(),
+                });
+            }
+        }
+    }
+    Ok((out, rejections))
 }
 
 /// The claims of a verified SEV-SNP report, decoded.
@@ -530,7 +660,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<()> {
         Err(anyhow!("verification failed: {code}"))
     } else {
         let codes: Vec<_> = report.rejections.iter().map(|r| r.code).collect();
-        Err(anyhow!("not accepted by policy: {}", codes.join(", ")))
+        Err(anyhow!("not accepted: {}", codes.join(", ")))
     }
 }
 
@@ -570,6 +700,13 @@ fn evaluate(a: &VerifyArgs) -> anyhow::Result<Report> {
         .map(|n| hex::decode(n.trim()).map_err(|_| anyhow!("--nonce: expected hex")))
         .transpose()?;
     let gpu_anchors = gpu_anchors(a)?;
+    let digests = match &evidence {
+        Evidence::Tdx(b) | Evidence::Snp(b) => Some(BundleDigests::of(b)),
+        Evidence::Sgx(_) => None,
+    };
+    if a.certificate.is_some() && digests.is_none() {
+        bail!("--certificate applies to TDX and SEV-SNP evidence (a bundle or a quote), not SGX quotes");
+    }
 
     let mut report = Report {
         ok: false,
@@ -583,6 +720,7 @@ fn evaluate(a: &VerifyArgs) -> anyhow::Result<Report> {
         claims: None,
         sgx: None,
         snp: None,
+        certificate: None,
         rejections: Vec::new(),
     };
     let outcome: Result<PlatformClaimsOrSgx, EvidenceError> = match evidence {
@@ -690,6 +828,17 @@ fn evaluate(a: &VerifyArgs) -> anyhow::Result<Report> {
             report.sgx = Some(sgx);
         }
     }
+    if let (Some(cert), Some(root), Some(nonce), Some(d), Some(claims)) = (
+        &a.certificate,
+        &a.ca_root,
+        &expected_nonce,
+        &digests,
+        &report.claims,
+    ) {
+        let (out, mut rej) = check_certificate(cert, root, nonce, d, &claims.report_data, now)?;
+        report.certificate = Some(out);
+        report.rejections.append(&mut rej);
+    }
     report.ok = report.verified && report.rejections.is_empty();
     Ok(report)
 }
@@ -779,7 +928,7 @@ fn print_human(r: &Report) {
         ),
         (false, None) => {
             let codes: Vec<_> = r.rejections.iter().map(|x| x.code).collect();
-            println!("verdict: REJECTED by policy ({})", codes.join(", "));
+            println!("verdict: REJECTED ({})", codes.join(", "));
             for x in &r.rejections {
                 println!("  {}: {}", x.code, x.detail);
             }
@@ -888,6 +1037,25 @@ fn print_human(r: &Report) {
             if s.debug { " (DEBUG)" } else { "" }
         );
         println!("REPORTDATA:  {}", s.report_data);
+    }
+    if let Some(c) = &r.certificate {
+        let ok = |b: bool| if b { "ok" } else { "MISMATCH" };
+        match (&c.serial, &c.not_after) {
+            (Some(serial), Some(until)) => {
+                println!("certificate: serial {serial}, signed by the CA root, valid until {until}")
+            }
+            _ => println!("certificate: INVALID (see the rejections above)"),
+        }
+        if c.valid {
+            if let Some(k) = &c.encryption_public_key {
+                println!("  encryption key: {k}");
+            }
+            println!("  issued for this evidence: {}", ok(c.evidence_matches));
+            println!(
+                "  report data binds the nonce, the certificate's keys and the device evidence: {}",
+                ok(c.binding)
+            );
+        }
     }
 }
 
@@ -1059,6 +1227,8 @@ mod tests {
             nvswitch: false,
             gpu_root: None,
             nonce: None,
+            certificate: None,
+            ca_root: None,
             rim: Vec::new(),
             tolerate_index: Vec::new(),
             json: true,

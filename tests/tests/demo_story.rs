@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::{any_file_contains, demo, files_below};
 
 const LAB_ROW: &[u8] = b"marker_a,marker_b,marker_c,marker_d,label";
@@ -203,6 +205,27 @@ fn simulated_gpus_and_nvswitches_are_attested_and_certified() {
         text.contains("NVSwitch 2:  firmware 96.10.55.00.01"),
         "{text}"
     );
+    // The certificate binds the same device evidence: the report data
+    // covers the GPU and switch reports the bundle carries.
+    let cert = publish.join("certificate.pem");
+    let root = tmp.path().join("ca/ca-root.pem");
+    let (cert, root) = (cert.to_str().expect("utf-8"), root.to_str().expect("utf-8"));
+    let out = verify(&[
+        "--nonce",
+        nonce.trim(),
+        "--certificate",
+        cert,
+        "--ca-root",
+        root,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "report data binds the nonce, the certificate's keys and the device evidence: ok"
+        ),
+        "{text}"
+    );
     // Without the nonce the device reports cannot be checked: refused.
     let out = verify(&[]);
     assert!(!out.status.success());
@@ -257,4 +280,112 @@ fn tpm_sealed_key_and_composite_evidence() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains(&format!("PCR sha256:8   {pcr8}")), "{text}");
+    // The certificate's binding covers the vTPM's attestation key too.
+    let nonce = std::fs::read_to_string(tmp.path().join("cvm/publish/nonce")).expect("nonce");
+    let (ok, codes, v) = review(
+        tmp.path(),
+        &tmp.path().join("cvm/publish/certificate.pem"),
+        &tmp.path().join("ca/ca-root.pem"),
+        nonce.trim(),
+        &[],
+    );
+    assert!(ok, "{codes:?} {v}");
+    assert_eq!(v["certificate"]["binding"], true);
+}
+
+/// `tl evidence verify --certificate`: what a reviewer checks on a run's
+/// published files (the run in `run`), with the certificate, CA root and
+/// nonce given. The verdict and every rejection code, from JSON.
+fn review(
+    run: &Path,
+    certificate: &Path,
+    ca_root: &Path,
+    nonce: &str,
+    extra: &[&str],
+) -> (bool, Vec<String>, serde_json::Value) {
+    let out = std::process::Command::new(common::bin("tl"))
+        .args(["evidence", "verify", "--json"])
+        .arg(run.join("cvm/publish/evidence.json"))
+        .arg("--simulated-root")
+        .arg(run.join("ca/sim-root.pem"))
+        .arg("--certificate")
+        .arg(certificate)
+        .arg("--ca-root")
+        .arg(ca_root)
+        .args(["--nonce", nonce])
+        .args(extra)
+        .output()
+        .expect("tl evidence verify");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(
+        out.status.success(),
+        v["ok"] == true,
+        "exit status follows the verdict"
+    );
+    let codes = v["rejections"]
+        .as_array()
+        .expect("rejections")
+        .iter()
+        .map(|r| r["code"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    (out.status.success(), codes, v)
+}
+
+#[test]
+fn reviewers_tie_the_certificate_to_the_evidence() {
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    for d in [&a, &b] {
+        let (v, stderr, out) = demo(d.path(), &[]);
+        assert!(out.status.success() && v["ok"] == true, "{stderr}");
+    }
+    let (a, b) = (a.path(), b.path());
+    let cert = |run: &Path| run.join("cvm/publish/certificate.pem");
+    let root = |run: &Path| run.join("ca/ca-root.pem");
+    let nonce = std::fs::read_to_string(a.join("cvm/publish/nonce")).expect("nonce");
+    let nonce = nonce.trim();
+
+    // The run's own certificate: signed by its CA, issued for this bundle,
+    // and the quote binds the nonce and the certificate's keys.
+    let (ok, codes, v) = review(a, &cert(a), &root(a), nonce, &[]);
+    assert!(ok, "{codes:?} {v}");
+    assert_eq!(v["certificate"]["valid"], true);
+    assert_eq!(v["certificate"]["evidence_matches"], true);
+    assert_eq!(v["certificate"]["binding"], true);
+    let enc = std::fs::read_to_string(a.join("cvm/publish/encryption.pub")).expect("key");
+    assert_eq!(v["certificate"]["encryption_public_key"], enc.trim());
+    let until = v["certificate"]["not_after"]
+        .as_str()
+        .expect("not_after")
+        .to_owned();
+
+    // Another run's certificate (from its own, genuine CA) for this bundle.
+    let (ok, codes, _) = review(a, &cert(b), &root(b), nonce, &[]);
+    assert!(!ok);
+    assert_eq!(codes, ["CERTIFICATE_EVIDENCE_MISMATCH", "BINDING_MISMATCH"]);
+
+    // This run's certificate against another CA's root.
+    let (ok, codes, v) = review(a, &cert(a), &root(b), nonce, &[]);
+    assert!(!ok);
+    assert_eq!(codes, ["CERT_SIGNATURE"], "{v}");
+    assert_eq!(v["certificate"]["valid"], false);
+
+    // Another nonce than the one the CA handed out for this enrollment.
+    let mut other = hex::decode(nonce).expect("hex nonce");
+    other[0] ^= 1;
+    let (ok, codes, _) = review(a, &cert(a), &root(a), &hex::encode(other), &[]);
+    assert!(!ok);
+    assert_eq!(codes, ["BINDING_MISMATCH"]);
+
+    // A certificate checked after it expired.
+    let later = tl_evidence::dcap::time::parse_rfc3339_utc(&until).expect("time") + 60;
+    let (ok, codes, _) = review(a, &cert(a), &root(a), nonce, &["--at", &later.to_string()]);
+    assert!(!ok);
+    assert!(codes.contains(&"CERT_EXPIRED".to_owned()), "{codes:?}");
 }
