@@ -560,16 +560,24 @@ pub fn run(
                 .map_err(|e| io_halt(HaltCode::WorkdirFailed, "creating", parent, e))?;
         }
         let summary = {
-            let mut r = BufReader::with_capacity(
-                1 << 20,
-                File::open(&sealed_path)
-                    .map_err(|e| io_halt(HaltCode::ComponentCorrupt, "opening", &sealed_path, e))?,
-            );
-            let mut w = BufWriter::with_capacity(
-                1 << 20,
-                File::create(&dest)
-                    .map_err(|e| io_halt(HaltCode::WorkdirFailed, "creating", &dest, e))?,
-            );
+            let sealed = File::open(&sealed_path)
+                .map_err(|e| io_halt(HaltCode::ComponentCorrupt, "opening", &sealed_path, e))?;
+            let mut r = BufReader::with_capacity(1 << 20, sealed);
+            let out = File::create(&dest)
+                .map_err(|e| io_halt(HaltCode::WorkdirFailed, "creating", &dest, e))?;
+            // Room for the size the order pins (signed; the sealed file's
+            // header is the host's claim until its segments authenticate).
+            crate::workdir::preallocate(&out, c.size).map_err(|e| {
+                Halt::new(
+                    HaltCode::WorkdirFailed,
+                    format!(
+                        "reserving {} bytes in the work area for {}: {e}",
+                        c.size,
+                        c.name.as_str()
+                    ),
+                )
+            })?;
+            let mut w = BufWriter::with_capacity(1 << 20, out);
             let set = DigestSet {
                 sha256: true,
                 sha384: c.sha384.is_some(),

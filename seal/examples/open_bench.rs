@@ -65,6 +65,19 @@ fn open_only(mode: &str, sealed: &Path, out: &Path, key_text: &str) {
     } else {
         File::create(out).expect("create out")
     };
+    // As the loader does (tl_loader::workdir::preallocate): reserve the
+    // plaintext's room before decrypting into it, unless --no-preallocate.
+    if std::env::var_os(NO_PREALLOCATE).is_none() {
+        let (h, _) =
+            tl_seal::stream::read_header(&mut File::open(sealed).expect("sealed")).expect("header");
+        nix::fcntl::fallocate(
+            std::os::fd::AsRawFd::as_raw_fd(&w),
+            nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE,
+            0,
+            h.plaintext_len as i64,
+        )
+        .expect("fallocate");
+    }
     let s = open_stream(
         &key,
         &mut r,
@@ -93,6 +106,18 @@ fn open_only(mode: &str, sealed: &Path, out: &Path, key_text: &str) {
 
 /// Set (for the child processes too) by `--reuse-output`.
 const REUSE: &str = "TL_OPEN_BENCH_REUSE_OUTPUT";
+/// Set (for the child processes too) by `--no-preallocate`.
+const NO_PREALLOCATE: &str = "TL_OPEN_BENCH_NO_PREALLOCATE";
+
+const USAGE: &str = "usage: open_bench [--size N[K|M|G]] [--dir DIR | --work-tmpfs] [--reps N]
+                  [--reuse-output] [--no-preallocate]
+
+  --size N          plaintext size (default 1G)
+  --dir DIR         where the plaintext, sealed file and output go (default /dev/shm)
+  --work-tmpfs      a private tmpfs mounted like the loader's work area (root)
+  --reps N          repetitions; medians are reported (default 3)
+  --reuse-output    overwrite the previous output in place (no fresh pages)
+  --no-preallocate  do not reserve the output's room first (the loader does)";
 
 fn gen_plaintext(path: &Path, size: u64) {
     let mut w = BufWriter::with_capacity(1 << 20, File::create(path).unwrap());
@@ -200,7 +225,15 @@ fn main() {
             "--work-tmpfs" => work_tmpfs = true,
             // Set before any thread or child process starts.
             "--reuse-output" => std::env::set_var(REUSE, "1"),
-            other => panic!("unknown argument {other}"),
+            "--no-preallocate" => std::env::set_var(NO_PREALLOCATE, "1"),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return;
+            }
+            other => {
+                eprintln!("open_bench: unknown argument {other}\n{USAGE}");
+                std::process::exit(2);
+            }
         }
     }
     // --work-tmpfs: a private tmpfs mounted as the loader mounts its work
@@ -342,6 +375,13 @@ fn main() {
     );
     if std::env::var_os(REUSE).is_some() {
         println!("--reuse-output: each open overwrites the previous output in place (no fresh pages; not what the loader does)");
+    }
+    if std::env::var_os(NO_PREALLOCATE).is_some() {
+        println!(
+            "--no-preallocate: the output's room is not reserved first (the loader reserves it)"
+        );
+    } else {
+        println!("The output's room is reserved first (fallocate, FALLOC_FL_KEEP_SIZE), as the loader does; the time counts");
     }
     println!();
     println!("Rows without \"cold\": the second of two back-to-back opens (see the source).");

@@ -54,8 +54,21 @@ fn open_with(
     Ok((out, s))
 }
 
+/// Open with every digest (the pipeline with tree hashing) and with flat
+/// SHA-256 alone (the split read/write and decrypt/hash path): both must
+/// come to the same result, error (with its segment) or plaintext.
 fn open(sealed: &[u8]) -> Result<(Vec<u8>, OpenSummary), SealError> {
-    open_with(&key(), sealed, DigestSet::ALL)
+    let all = open_with(&key(), sealed, DigestSet::ALL);
+    let flat = open_with(&key(), sealed, DigestSet::SHA256);
+    match (&all, &flat) {
+        (Ok((a, sa)), Ok((f, sf))) => {
+            assert_eq!(a, f);
+            assert_eq!(sa.digests.sha256, sf.digests.sha256);
+        }
+        (Err(a), Err(f)) => assert_eq!(format!("{a:?}"), format!("{f:?}")),
+        _ => panic!("the two open paths disagree: {all:?} / {flat:?}"),
+    }
+    all
 }
 
 fn code(r: Result<(Vec<u8>, OpenSummary), SealError>) -> &'static str {
