@@ -290,10 +290,11 @@ fn wipe_tree(dir: &Path, report: &mut WipeReport, err: &mut Option<WorkDirError>
 /// Reserve room for `len` bytes in `file` before a component is decrypted
 /// into it (`fallocate` with `FALLOC_FL_KEEP_SIZE`: the file's size still
 /// grows only with what is written). On the work-area tmpfs this allocates
-/// and zeroes every page up front, in one pass, so the decryption's writes
-/// only copy (docs/benchmarks.md: about a second less system time per
-/// 4 GiB on the development VM), and a component that does not fit fails
-/// here, before any of it is decrypted. `Ok(false)` where the filesystem
+/// every page up front, in one pass (milliseconds for gigabytes of huge
+/// pages), after which the decryption's writes cost about a second less
+/// system time per 4 GiB on the development VM (docs/benchmarks.md); and a
+/// component that does not fit fails here, before any of it is decrypted.
+/// Pages reserved past what is written never held plaintext. `Ok(false)` where the filesystem
 /// cannot preallocate; every other error (no space: `ENOSPC`) is returned.
 pub fn preallocate(file: &std::fs::File, len: u64) -> std::io::Result<bool> {
     use std::os::fd::AsRawFd;
