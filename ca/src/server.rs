@@ -21,7 +21,6 @@ use base64::{engine::general_purpose::STANDARD, Engine};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tl_evidence::binding::Binding;
 use tl_evidence::bundle::EvidenceBundle;
 use tl_evidence::PlatformClaims;
 use tokio::net::TcpListener;
@@ -483,14 +482,9 @@ async fn enroll(
         .verifier
         .verify(&req.evidence, &nonce.0, now)
         .map_err(|r| ApiError::forbidden(r.code, r.detail))?;
-    let expected = Binding {
-        nonce: &nonce.0,
-        signing_public_key: &csr.spki_der,
-        encryption_public_key: &enc_key,
-        gpu_evidence_digest: req.evidence.gpu_evidence_digest(),
-        tpm_ak_digest: req.evidence.tpm_ak_digest(),
-    }
-    .report_data();
+    let expected = req
+        .evidence
+        .expected_report_data(&nonce.0, &csr.spki_der, &enc_key);
     if expected != platform.report_data {
         return Err(ApiError::forbidden(
             "ENROLL_BINDING_MISMATCH",

@@ -415,30 +415,13 @@ struct CertificateOut {
 const CERTIFICATE_EVIDENCE_MISMATCH: &str = "CERTIFICATE_EVIDENCE_MISMATCH";
 const BINDING_MISMATCH: &str = "BINDING_MISMATCH";
 
-/// The digests of a bundle that `--certificate` checks against.
-struct BundleDigests {
-    digest: [u8; 32],
-    gpu_evidence: [u8; 32],
-    tpm_ak: Option<[u8; 32]>,
-}
-
-impl BundleDigests {
-    fn of(b: &EvidenceBundle) -> Self {
-        BundleDigests {
-            digest: b.digest(),
-            gpu_evidence: b.gpu_evidence_digest(),
-            tpm_ak: b.tpm_ak_digest(),
-        }
-    }
-}
-
 /// Check the CVM certificate against the CA root, the bundle and the
 /// verified report data; every failure is a rejection.
 fn check_certificate(
     cert_path: &Path,
     ca_root: &Path,
     nonce: &[u8],
-    bundle: &BundleDigests,
+    bundle: &EvidenceBundle,
     report_data: &[u8; 64],
     now: u64,
 ) -> anyhow::Result<(CertificateOut, Vec<RejectionOut>)> {
@@ -468,14 +451,15 @@ fn check_certificate(
     out.not_after = Some(format_rfc3339_utc(leaf.not_after));
     out.encryption_public_key = Some(leaf.claims.encryption_public_key.clone());
     let mut rejections = Vec::new();
-    out.evidence_matches = leaf.claims.evidence_digest == bundle.digest;
+    let digest = bundle.digest();
+    out.evidence_matches = leaf.claims.evidence_digest == digest;
     if !out.evidence_matches {
         rejections.push(RejectionOut {
             code: CERTIFICATE_EVIDENCE_MISMATCH,
             detail: format!(
                 "the certificate was issued for evidence {}, this bundle is {}",
                 hex::encode(leaf.claims.evidence_digest),
-                hex::encode(bundle.digest)
+                hex::encode(digest)
             ),
         });
     }
@@ -485,14 +469,7 @@ fn check_certificate(
             detail: format!("the certificate's encryption key: {e}"),
         }),
         Ok(enc) => {
-            let expected = tl_evidence::binding::Binding {
-                nonce,
-                signing_public_key: &leaf.spki_der,
-                encryption_public_key: &enc,
-                gpu_evidence_digest: bundle.gpu_evidence,
-                tpm_ak_digest: bundle.tpm_ak,
-            }
-            .report_data();
+            let expected = bundle.expected_report_data(nonce, &leaf.spki_der, &enc);
             out.binding = &expected == report_data;
             if !out.binding {
                 rejections.push(RejectionOut {
@@ -700,11 +677,7 @@ fn evaluate(a: &VerifyArgs) -> anyhow::Result<Report> {
         .map(|n| hex::decode(n.trim()).map_err(|_| anyhow!("--nonce: expected hex")))
         .transpose()?;
     let gpu_anchors = gpu_anchors(a)?;
-    let digests = match &evidence {
-        Evidence::Tdx(b) | Evidence::Snp(b) => Some(BundleDigests::of(b)),
-        Evidence::Sgx(_) => None,
-    };
-    if a.certificate.is_some() && digests.is_none() {
+    if a.certificate.is_some() && matches!(evidence, Evidence::Sgx(_)) {
         bail!("--certificate applies to TDX and SEV-SNP evidence (a bundle or a quote), not SGX quotes");
     }
 
@@ -723,7 +696,7 @@ fn evaluate(a: &VerifyArgs) -> anyhow::Result<Report> {
         certificate: None,
         rejections: Vec::new(),
     };
-    let outcome: Result<PlatformClaimsOrSgx, EvidenceError> = match evidence {
+    let outcome: Result<PlatformClaimsOrSgx, EvidenceError> = match &evidence {
         Evidence::Tdx(bundle) => {
             report.evidence = "tdx-quote";
             let opts = VerifyOptions {
@@ -733,7 +706,7 @@ fn evaluate(a: &VerifyArgs) -> anyhow::Result<Report> {
                 expected_nonce: expected_nonce.clone(),
                 gpu_anchors: gpu_anchors.clone(),
             };
-            verify_bundle(&bundle, &opts).map(|v| PlatformClaimsOrSgx::Claims(Box::new(v.claims)))
+            verify_bundle(bundle, &opts).map(|v| PlatformClaimsOrSgx::Claims(Box::new(v.claims)))
         }
         Evidence::Snp(bundle) => {
             report.evidence = "snp-report";
@@ -744,7 +717,7 @@ fn evaluate(a: &VerifyArgs) -> anyhow::Result<Report> {
                 expected_nonce: expected_nonce.clone(),
                 gpu_anchors: gpu_anchors.clone(),
             };
-            verify_bundle(&bundle, &opts).and_then(|v| match v.snp {
+            verify_bundle(bundle, &opts).and_then(|v| match v.snp {
                 Some(snp) => Ok(PlatformClaimsOrSgx::Snp(Box::new(v.claims), Box::new(snp))),
                 None => Err(EvidenceError::SnpReportMalformed("no SEV-SNP report")),
             })
@@ -753,7 +726,7 @@ fn evaluate(a: &VerifyArgs) -> anyhow::Result<Report> {
             report.evidence = "sgx-quote";
             match &collateral {
                 None => Err(EvidenceError::CollateralMissing),
-                Some(c) => verify_sgx_quote(&q, &anchors, c, now).map(|v| {
+                Some(c) => verify_sgx_quote(q, &anchors, c, now).map(|v| {
                     let r = &v.quote.report;
                     PlatformClaimsOrSgx::Sgx {
                         status: v.tcb.status,
@@ -828,14 +801,18 @@ fn evaluate(a: &VerifyArgs) -> anyhow::Result<Report> {
             report.sgx = Some(sgx);
         }
     }
-    if let (Some(cert), Some(root), Some(nonce), Some(d), Some(claims)) = (
+    let bundle = match &evidence {
+        Evidence::Tdx(b) | Evidence::Snp(b) => Some(b),
+        Evidence::Sgx(_) => None,
+    };
+    if let (Some(cert), Some(root), Some(nonce), Some(b), Some(claims)) = (
         &a.certificate,
         &a.ca_root,
         &expected_nonce,
-        &digests,
+        bundle,
         &report.claims,
     ) {
-        let (out, mut rej) = check_certificate(cert, root, nonce, d, &claims.report_data, now)?;
+        let (out, mut rej) = check_certificate(cert, root, nonce, b, &claims.report_data, now)?;
         report.certificate = Some(out);
         report.rejections.append(&mut rej);
     }

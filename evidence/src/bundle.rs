@@ -147,6 +147,27 @@ impl EvidenceBundle {
         Some(binding::tpm_ak_digest(&ev.ak_public))
     }
 
+    /// The report data a CPU report must carry for this bundle to bind the CA
+    /// `nonce`, the guest's signing key (SubjectPublicKeyInfo DER) and its
+    /// encryption key: [`binding::Binding`] over them and this bundle's GPU,
+    /// NVSwitch and vTPM evidence. The CA checks it before issuing; a
+    /// reviewer checks it against a published certificate.
+    pub fn expected_report_data(
+        &self,
+        nonce: &[u8],
+        signing_public_key: &[u8],
+        encryption_public_key: &[u8],
+    ) -> [u8; 64] {
+        binding::Binding {
+            nonce,
+            signing_public_key,
+            encryption_public_key,
+            gpu_evidence_digest: self.gpu_evidence_digest(),
+            tpm_ak_digest: self.tpm_ak_digest(),
+        }
+        .report_data()
+    }
+
     /// SHA-256 over the bundle's JSON encoding as produced by [`Self::to_json`];
     /// this is the "evidence digest" that certificates and run reports name.
     pub fn digest(&self) -> [u8; 32] {

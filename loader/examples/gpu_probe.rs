@@ -196,44 +196,16 @@ fn probe_device(nvml: &Nvml, index: u32, now: u64, out: Option<&std::path::Path>
 
     let nonce = gpu_nonce(PROBE_CPU_NONCE, index);
     note("nonce", hex::encode(nonce));
-    let report = match dev.confidential_compute_gpu_attestation_report(nonce) {
-        Ok(r) => {
-            let n = usize::try_from(r.attestation_report_size).unwrap_or(usize::MAX);
-            match r.attestation_report.get(..n) {
-                Some(bytes) if n > 0 => {
-                    note("report", format!("{n} bytes"));
-                    Some(bytes.to_vec())
-                }
-                _ => {
-                    note("report", format!("size {n} out of range"));
-                    None
-                }
-            }
-        }
-        Err(e) => {
-            note("report", format!("error: {e}"));
-            None
-        }
-    };
-    let chain_pem = match dev.confidential_compute_gpu_certificate() {
-        Ok(c) => {
-            let n = usize::try_from(c.attestation_cert_chain_size).unwrap_or(usize::MAX);
-            match c.attestation_cert_chain.get(..n) {
-                Some(bytes) if n > 0 => {
-                    note("certificate_chain", format!("{n} bytes"));
-                    Some(bytes.to_vec())
-                }
-                _ => {
-                    note("certificate_chain", format!("size {n} out of range"));
-                    None
-                }
-            }
-        }
-        Err(e) => {
-            note("certificate_chain", format!("error: {e}"));
-            None
-        }
-    };
+    let report = dev
+        .confidential_compute_gpu_attestation_report(nonce)
+        .map_err(|e| format!("error: {e}"))
+        .and_then(|r| answer(r.attestation_report_size, &r.attestation_report));
+    let report = kept(&mut note, "report", report);
+    let chain_pem = dev
+        .confidential_compute_gpu_certificate()
+        .map_err(|e| format!("error: {e}"))
+        .and_then(|c| answer(c.attestation_cert_chain_size, &c.attestation_cert_chain));
+    let chain_pem = kept(&mut note, "certificate_chain", chain_pem);
     if let Some(dir) = out {
         for (bytes, name) in [
             (&report, format!("gpu{index}-report.bin")),
@@ -287,4 +259,31 @@ fn probe_device(nvml: &Nvml, index: u32, now: u64, out: Option<&std::path::Path>
         }
     }
     Value::Object(rec)
+}
+
+/// The first `size` bytes of an NVML answer buffer, or why there are none.
+fn answer(size: u32, buf: &[u8]) -> Result<Vec<u8>, String> {
+    let n = usize::try_from(size).unwrap_or(usize::MAX);
+    match buf.get(..n) {
+        Some(bytes) if n > 0 => Ok(bytes.to_vec()),
+        _ => Err(format!("size {n} out of range")),
+    }
+}
+
+/// Record an answer's size, or its error, under `key`; the bytes if any.
+fn kept(
+    note: &mut impl FnMut(&str, String),
+    key: &str,
+    answer: Result<Vec<u8>, String>,
+) -> Option<Vec<u8>> {
+    match answer {
+        Ok(bytes) => {
+            note(key, format!("{} bytes", bytes.len()));
+            Some(bytes)
+        }
+        Err(e) => {
+            note(key, e);
+            None
+        }
+    }
 }
