@@ -242,13 +242,23 @@ async fn simulated_evidence_needs_the_flag() {
     let c = Client::new(&h);
     let n = c.nonce().await;
     let m = SimMeasurements {
-        td_attributes: 1,
+        td_attributes: 0x1000_0001,
         ..SimMeasurements::default()
     };
     let ev = Loader::evidence(&sim, &n, &l.spki_der(), &l.encryption_key, &m);
     let (s, v) = c.post("/v1/enroll", &l.request_with(&n, &ev)).await;
     assert_eq!((s, code(&v)), (403, "ENROLL_POLICY_REJECTED"));
     assert_eq!(v["error"]["failures"], json!(["ISSUANCE_DEBUG"]));
+
+    // A migratable TD is refused by verification, whatever the policy.
+    let n = c.nonce().await;
+    let m = SimMeasurements {
+        td_attributes: 0x3000_0000,
+        ..SimMeasurements::default()
+    };
+    let ev = Loader::evidence(&sim, &n, &l.spki_der(), &l.encryption_key, &m);
+    let (s, v) = c.post("/v1/enroll", &l.request_with(&n, &ev)).await;
+    assert_eq!((s, code(&v)), (403, "TDX_TD_ATTRIBUTES"));
     h.shutdown().await.unwrap();
 }
 

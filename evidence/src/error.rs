@@ -102,6 +102,13 @@ pub enum EvidenceError {
     /// MRSIGNERSEAM or SEAMATTRIBUTES do not match the TDX module identity.
     #[error("TDX module does not match its identity: {0}")]
     TdxModuleMismatch(&'static str),
+    /// The TD's attributes make it unfit for confidential work whatever the
+    /// policy: a reserved bit set, SEPT_VE_DISABLE clear, MIGRATABLE or
+    /// SERVTD_EXT set, or a service TD bound (MRSERVICETD not zero). Intel's
+    /// quote verification and dcap-qvl refuse the same. Debug is policy
+    /// ([`crate::accept::AcceptPolicy::allow_debug`]).
+    #[error("TD attributes not acceptable: {0}")]
+    TdxTdAttributes(&'static str),
     /// The SEV-SNP report or its certificate table does not have the layout
     /// it claims.
     #[error("SEV-SNP report malformed: {0}")]
@@ -256,6 +263,7 @@ impl EvidenceError {
             Self::TdxCollateralMismatch(_) => "TDX_COLLATERAL_MISMATCH",
             Self::TdxTcbLevelNotFound(_) => "TDX_TCB_LEVEL_NOT_FOUND",
             Self::TdxModuleMismatch(_) => "TDX_MODULE_MISMATCH",
+            Self::TdxTdAttributes(_) => "TDX_TD_ATTRIBUTES",
             Self::SnpReportMalformed(_) => "SNP_REPORT_MALFORMED",
             Self::SnpReportSignature => "SNP_REPORT_SIGNATURE",
             Self::SnpReportUnsigned => "SNP_REPORT_UNSIGNED",

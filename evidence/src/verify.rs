@@ -306,6 +306,9 @@ fn verify_cpu(
             }
         },
     };
+    // Last, as in Intel's verifier: a quote that fails appraisal reports
+    // that first.
+    vq.quote.body.check_attributes()?;
     let mut claims = tdx_claims(&vq, tcb_status);
     claims.advisory_ids = advisory_ids;
     Ok(VerifiedEvidence {

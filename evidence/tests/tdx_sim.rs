@@ -55,12 +55,59 @@ fn sim_quote_verifies_with_simulated_root() {
 #[test]
 fn debug_attribute_is_reported() {
     let sim = SimTee::from_seed(SEED);
+    // DEBUG (bit 0) or a profiling bit of the TUD byte (4 to 6): a TD under
+    // debug, left to the acceptance policy.
+    for tud in [0x01u64, 0x10, 0x20, 0x40, 0x71] {
+        let m = SimMeasurements {
+            td_attributes: 0x1000_0000 | tud,
+            ..Default::default()
+        };
+        let v = verify_bundle(&bundle(sim.tdx_quote(&[0; 64], &m)), &sim_opts(&sim)).expect("ok");
+        assert!(v.claims.debug, "TUD {tud:#x}");
+        let r = tl_evidence::AcceptPolicy::default()
+            .evaluate(&v.claims)
+            .expect_err("debug refused by default");
+        assert!(r.iter().any(|r| r.code == "DEBUG_NOT_ALLOWED"), "{r:?}");
+    }
+}
+
+/// Attributes Intel's verifier and dcap-qvl refuse whatever the policy: each
+/// is refused here with `TDX_TD_ATTRIBUTES`, on a quote whose signatures and
+/// chain are otherwise valid.
+#[test]
+fn unsafe_td_attributes_are_refused() {
+    let sim = SimTee::from_seed(SEED);
+    let sept_ve = 1u64 << 28;
+    let mut cases: Vec<(u64, &str)> = vec![
+        (0, "SEPT_VE_DISABLE is clear"),
+        (sept_ve | 1 << 29, "MIGRATABLE"),
+        (sept_ve | 1 << 17, "SERVTD_EXT"),
+    ];
+    // Every reserved (must-be-zero) bit, one at a time.
+    for bit in (1..=3).chain(7..=15).chain(23..=26).chain(32..=61) {
+        cases.push((sept_ve | 1u64 << bit, "reserved"));
+    }
+    for (attrs, why) in cases {
+        let m = SimMeasurements {
+            td_attributes: attrs,
+            ..Default::default()
+        };
+        let e = verify_bundle(&bundle(sim.tdx_quote(&[0; 64], &m)), &sim_opts(&sim))
+            .expect_err("refused");
+        assert_eq!(e.code(), "TDX_TD_ATTRIBUTES", "{attrs:#018x}");
+        assert!(e.to_string().contains(why), "{attrs:#018x}: {e}");
+    }
+    // The bits a production TD may carry pass: SEPT_VE_DISABLE with ICSSD,
+    // LASS, PKS, KL, TPA and PERFMON (bits 16, 27, 30, 31, 62, 63) and the
+    // TDX 1.5 bits 18-22.
+    let allowed =
+        sept_ve | 1 << 16 | (0x1f << 18) | 1 << 27 | 1 << 30 | 1 << 31 | 1 << 62 | 1 << 63;
     let m = SimMeasurements {
-        td_attributes: 1,
+        td_attributes: allowed,
         ..Default::default()
     };
     let v = verify_bundle(&bundle(sim.tdx_quote(&[0; 64], &m)), &sim_opts(&sim)).expect("ok");
-    assert!(v.claims.debug);
+    assert!(!v.claims.debug);
 }
 
 #[test]

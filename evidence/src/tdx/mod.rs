@@ -82,11 +82,57 @@ impl TdReportBody {
     pub fn xfam_u64(&self) -> u64 {
         u64::from_le_bytes(self.xfam)
     }
-    /// TDATTRIBUTES bit 0: the TD runs in debug mode (its memory is readable
-    /// by the host).
+    /// The TD is under debug: TDATTRIBUTES bit 0 (DEBUG: the host can read
+    /// its memory and state) or a profiling bit of the TUD byte (4 to 6).
+    /// Intel: any TUD bit set makes the TD untrusted; whether such a TD is
+    /// acceptable is policy (`allow_debug`).
     pub fn debug(&self) -> bool {
-        self.td_attributes[0] & 1 == 1
+        self.td_attributes_u64() & (td_attributes::DEBUG | td_attributes::TUD_PROFILING) != 0
     }
+
+    /// Refuse attributes that make a TD unfit for confidential work whatever
+    /// the policy, as Intel's quote verification and dcap-qvl do: reserved
+    /// (must-be-zero) bits, MIGRATABLE, SERVTD_EXT, SEPT_VE_DISABLE clear,
+    /// and (TD 1.5) a bound service TD. Debug is left to policy
+    /// ([`Self::debug`]).
+    pub fn check_attributes(&self) -> Result<()> {
+        use td_attributes as a;
+        let bad = |why| Err(EvidenceError::TdxTdAttributes(why));
+        let v = self.td_attributes_u64();
+        if self.mrservicetd.is_some_and(|m| m != [0u8; 48]) {
+            return bad("MRSERVICETD is not zero: a service TD is bound to this TD");
+        }
+        if v & a::RESERVED_MBZ != 0 {
+            return bad("a reserved (must-be-zero) bit is set");
+        }
+        if v & a::MIGRATABLE != 0 {
+            return bad("MIGRATABLE is set: a migration TD can export this TD");
+        }
+        if v & a::SERVTD_EXT != 0 {
+            return bad("SERVTD_EXT is set: service TDs can be bound to this TD");
+        }
+        if v & a::SEPT_VE_DISABLE == 0 {
+            return bad("SEPT_VE_DISABLE is clear: the host can inject #VE through pending pages");
+        }
+        Ok(())
+    }
+}
+
+/// TDATTRIBUTES bits (Intel TDX Module ABI specification 348551-008US,
+/// table 3.23), as a little-endian u64.
+pub mod td_attributes {
+    /// TUD bit 0: the TD runs in debug mode.
+    pub const DEBUG: u64 = 1 << 0;
+    /// TUD bits 4 to 6: profiling features of a TD under debug.
+    pub const TUD_PROFILING: u64 = 0x70;
+    /// SEC bit 17: a hash of the service TD binding is in the report.
+    pub const SERVTD_EXT: u64 = 1 << 17;
+    /// SEC bit 28: EPT violations on pending pages do not become #VE.
+    pub const SEPT_VE_DISABLE: u64 = 1 << 28;
+    /// SEC bit 29: the TD can be migrated by a migration TD.
+    pub const MIGRATABLE: u64 = 1 << 29;
+    /// Bits 1-3, 7-15, 23-26 and 32-61: reserved, must be zero.
+    pub const RESERVED_MBZ: u64 = 0x3FFF_FFFF_0780_FF8E;
 }
 
 /// The quoting enclave's SGX report body (384 bytes).
@@ -320,5 +366,62 @@ impl<'a> Reader<'a> {
     /// A u32 length, as usize (checked against the input by `take`).
     fn len32(&mut self) -> Result<usize> {
         usize::try_from(self.u32()?).map_err(|_| EvidenceError::Malformed("length overflow"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(td_attributes: u64, mrservicetd: Option<[u8; 48]>) -> TdReportBody {
+        TdReportBody {
+            kind: if mrservicetd.is_some() {
+                BodyKind::Td15
+            } else {
+                BodyKind::Td10
+            },
+            tee_tcb_svn: [0; 16],
+            mrseam: [0; 48],
+            mrsignerseam: [0; 48],
+            seam_attributes: [0; 8],
+            td_attributes: td_attributes.to_le_bytes(),
+            xfam: [0; 8],
+            mrtd: [0; 48],
+            mrconfigid: [0; 48],
+            mrowner: [0; 48],
+            mrownerconfig: [0; 48],
+            rtmr: [[0; 48]; 4],
+            report_data: [0; 64],
+            tee_tcb_svn2: mrservicetd.map(|_| [0; 16]),
+            mrservicetd,
+        }
+    }
+
+    #[test]
+    fn reserved_mask_is_the_abi_must_be_zero_bits() {
+        // Defined bits (ABI 348551-008US): DEBUG, TUD 4-6, 16-22, 27-31, 62, 63.
+        let defined = [
+            0u32, 4, 5, 6, 16, 17, 18, 19, 20, 21, 22, 27, 28, 29, 30, 31, 62, 63,
+        ];
+        for bit in 0..64 {
+            assert_eq!(
+                td_attributes::RESERVED_MBZ & (1 << bit) == 0,
+                defined.contains(&bit),
+                "bit {bit}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bound_service_td_is_refused() {
+        let ok = td_attributes::SEPT_VE_DISABLE;
+        assert_eq!(body(ok, Some([0; 48])).check_attributes(), Ok(()));
+        let mut m = [0u8; 48];
+        m[47] = 1;
+        assert_eq!(
+            body(ok, Some(m)).check_attributes().map_err(|e| e.code()),
+            Err("TDX_TD_ATTRIBUTES")
+        );
+        assert_eq!(body(ok, None).check_attributes(), Ok(()));
     }
 }
