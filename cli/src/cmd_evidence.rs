@@ -887,7 +887,7 @@ fn policy(a: &VerifyArgs) -> anyhow::Result<AcceptPolicy> {
         p.accept.clear();
         for s in &a.accept_tcb {
             let st = parse_tcb_status(s).ok_or_else(|| {
-                anyhow!("unknown TCB status {s:?} (UpToDate, SWHardeningNeeded, ConfigurationNeeded, ConfigurationAndSWHardeningNeeded, OutOfDate, OutOfDateConfigurationNeeded, Revoked)")
+                anyhow!("unknown TCB status {s:?} (UpToDate, SWHardeningNeeded, ConfigurationNeeded, ConfigurationAndSWHardeningNeeded, OutOfDate, OutOfDateConfigurationNeeded, TDRelaunchAdvised, TDRelaunchAdvisedConfigurationNeeded)")
             })?;
             p.accept.insert(st);
         }

@@ -520,7 +520,8 @@ allow_simulated = false
 allow_debug = false
 # TCB statuses accepted (UpToDate, SWHardeningNeeded, ConfigurationNeeded,
 # ConfigurationAndSWHardeningNeeded, OutOfDate, OutOfDateConfigurationNeeded,
-# Revoked, NotApplicable for TPM-only evidence).
+# TDRelaunchAdvised and TDRelaunchAdvisedConfigurationNeeded for TD 1.5,
+# NotApplicable for TPM-only evidence). A revoked TCB is never accepted.
 accept_tcb = ["UpToDate"]
 # TEE kinds allowed: tdx, sev-snp, tpm. Without this line, the kinds that have
 # a reference section below.

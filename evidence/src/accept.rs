@@ -89,6 +89,8 @@ pub fn parse_tcb_status(s: &str) -> Option<TcbStatus> {
         "OutOfDate" => TcbStatus::OutOfDate,
         "OutOfDateConfigurationNeeded" => TcbStatus::OutOfDateConfigurationNeeded,
         "Revoked" => TcbStatus::Revoked,
+        "TDRelaunchAdvised" => TcbStatus::TDRelaunchAdvised,
+        "TDRelaunchAdvisedConfigurationNeeded" => TcbStatus::TDRelaunchAdvisedConfigurationNeeded,
         "NotApplicable" => TcbStatus::NotApplicable,
         _ => return None,
     })

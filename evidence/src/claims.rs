@@ -36,6 +36,13 @@ pub enum TcbStatus {
     OutOfDate,
     OutOfDateConfigurationNeeded,
     Revoked,
+    /// TD 1.5 only: the TD launched on an out-of-date TCB, but the TCB it
+    /// runs on now (after a TD-preserving TDX module update) is not out of
+    /// date; relaunching the TD would bring it up to date.
+    TDRelaunchAdvised,
+    /// [`Self::TDRelaunchAdvised`] where the launch or current TCB also
+    /// needs platform configuration.
+    TDRelaunchAdvisedConfigurationNeeded,
     /// The evidence kind has no TCB status of its own (for example a TPM quote).
     NotApplicable,
 }

@@ -109,6 +109,11 @@ pub enum EvidenceError {
     /// ([`crate::accept::AcceptPolicy::allow_debug`]).
     #[error("TD attributes not acceptable: {0}")]
     TdxTdAttributes(&'static str),
+    /// A matching TCB level (platform, QE or TDX module, at launch or, for
+    /// TD 1.5, now) is `Revoked`: the platform's keys are compromised. Never
+    /// acceptable, so an error rather than a status.
+    #[error("TCB revoked: {0}")]
+    TdxTcbRevoked(&'static str),
     /// The SEV-SNP report or its certificate table does not have the layout
     /// it claims.
     #[error("SEV-SNP report malformed: {0}")]
@@ -264,6 +269,7 @@ impl EvidenceError {
             Self::TdxTcbLevelNotFound(_) => "TDX_TCB_LEVEL_NOT_FOUND",
             Self::TdxModuleMismatch(_) => "TDX_MODULE_MISMATCH",
             Self::TdxTdAttributes(_) => "TDX_TD_ATTRIBUTES",
+            Self::TdxTcbRevoked(_) => "TDX_TCB_REVOKED",
             Self::SnpReportMalformed(_) => "SNP_REPORT_MALFORMED",
             Self::SnpReportSignature => "SNP_REPORT_SIGNATURE",
             Self::SnpReportUnsigned => "SNP_REPORT_UNSIGNED",

@@ -555,6 +555,15 @@ pub fn parse_tcb_info(raw: &[u8]) -> Result<TcbInfo> {
             advisory_ids: l.advisory_ids,
         });
     }
+    // Intel's verifier does not rely on the JSON order: it keeps the levels
+    // sorted best first by SGX components, then PCESVN, then (TDX) TDX
+    // components. A stable sort keeps the JSON order among equals.
+    tcb_levels.sort_by(|a, b| {
+        b.sgx_components
+            .cmp(&a.sgx_components)
+            .then(b.pce_svn.cmp(&a.pce_svn))
+            .then(b.tdx_components.cmp(&a.tdx_components))
+    });
     let mut ids = Vec::with_capacity(j.tdx_module_identities.len());
     for m in j.tdx_module_identities {
         ids.push(TdxModuleIdentity {

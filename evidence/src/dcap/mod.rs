@@ -28,18 +28,27 @@
 //!    module identity of the module's major version (TEE_TCB_SVN[1]; the
 //!    top-level `tdxModule` when it is 0) (`TDX_MODULE_MISMATCH`), and the
 //!    module's TCB level by its minor SVN (TEE_TCB_SVN[0]);
-//! 7. the platform TCB level: the first level (Intel orders them best first)
-//!    whose SGX components are all <= the PCK certificate's, whose PCESVN
-//!    is <= the PCK's, and (TDX) whose TDX components are all <= TEE_TCB_SVN
-//!    (from index 2 when the module major version is > 0, since the module
-//!    identity covers bytes 0 and 1). For TD 1.5 bodies TEE_TCB_SVN2 must
-//!    match a level too. No level: `TDX_TCB_LEVEL_NOT_FOUND`;
+//! 7. the platform TCB level: the first level, in Intel's order (best
+//!    first by SGX components, PCESVN, TDX components, whatever the JSON
+//!    order), whose SGX components are all <= the PCK certificate's, whose
+//!    PCESVN is <= the PCK's, and (TDX) whose TDX components are all <=
+//!    TEE_TCB_SVN (from index 2 when the module major version is > 0,
+//!    since the module identity covers bytes 0 and 1). No level:
+//!    `TDX_TCB_LEVEL_NOT_FOUND`. A matched QE or module level whose status
+//!    its structure cannot carry: `TDX_COLLATERAL_MALFORMED`;
 //! 8. the statuses converge as Intel's quote verification library does:
-//!    a QE or module level `OutOfDate` turns a platform `UpToDate` /
-//!    `SWHardeningNeeded` into `OutOfDate` and a platform
-//!    `ConfigurationNeeded` / `ConfigurationAndSWHardeningNeeded` into
+//!    the module level's status into the platform level's, then the QE's:
+//!    an `OutOfDate` component turns `UpToDate` / `SWHardeningNeeded` into
+//!    `OutOfDate` and `ConfigurationNeeded` /
+//!    `ConfigurationAndSWHardeningNeeded` into
 //!    `OutOfDateConfigurationNeeded`; a `Revoked` one gives `Revoked`.
-//!    Advisory IDs: platform, then QE, then module, without repeats.
+//!    Advisory IDs: platform, then module, then QE, without repeats; the
+//!    level is dated by its older component. For TD 1.5 bodies steps 6 and
+//!    7 run again for TEE_TCB_SVN2 (the TCB running now) and Intel's
+//!    `checkForRelaunch` combines the two: launched `OutOfDate[...]` but
+//!    current now gives `TDRelaunchAdvised[ConfigurationNeeded]`;
+//! 9. `Revoked` at launch or now is `TDX_TCB_REVOKED`: never acceptable,
+//!    so not a status.
 //!
 //! The result is data ([`TcbEvaluation`]); whether a status is acceptable is
 //! policy ([`crate::accept::AcceptPolicy`]).
@@ -264,43 +273,38 @@ fn evaluate(input: &DcapInput<'_>, col: &TdxCollateral) -> Result<TcbEvaluation>
     }
     let qe = qe_level(input.qe_report, &col.qe_identity.parsed)?;
 
-    let (platform, module) = match &input.td {
-        None => (platform_level(tcb, input.pck, None)?, None),
+    let (launch, current) = match &input.td {
+        None => {
+            let p = platform_level(tcb, input.pck, None)?;
+            (Converged::platform(p), None)
+        }
         Some(td) => {
-            let module = tdx_module_level(tcb, td, td.tee_tcb_svn)?;
-            let platform = platform_level(tcb, input.pck, Some(td.tee_tcb_svn))?;
-            if let Some(svn2) = td.tee_tcb_svn2 {
-                // The TDX module running now (after a TD-preserving update)
-                // must have a TCB level too.
-                tdx_module_level(tcb, td, svn2)?;
-                platform_level(tcb, input.pck, Some(svn2))?;
-            }
-            (platform, module)
+            let launch = tdx_level(tcb, input.pck, td, td.tee_tcb_svn)?;
+            // TD 1.5: the TCB running now (after a TD-preserving module
+            // update) must be appraisable too.
+            let current = td
+                .tee_tcb_svn2
+                .map(|svn2| tdx_level(tcb, input.pck, td, svn2))
+                .transpose()?;
+            (launch, current)
         }
     };
 
-    let mut status = platform.status;
-    let components = [Some(qe.status), module.as_ref().map(|m| m.status)];
-    let components = components.iter().flatten();
-    if components.clone().any(|s| *s == TcbStatus::OutOfDate) {
-        status = match status {
-            TcbStatus::UpToDate | TcbStatus::SWHardeningNeeded => TcbStatus::OutOfDate,
-            TcbStatus::ConfigurationNeeded | TcbStatus::ConfigurationAndSWHardeningNeeded => {
-                TcbStatus::OutOfDateConfigurationNeeded
-            }
-            s => s,
-        };
+    let mut status = converge(launch.status, qe.status);
+    let current_status = current.as_ref().map(|c| converge(c.status, qe.status));
+    if status == TcbStatus::Revoked {
+        return Err(EvidenceError::TdxTcbRevoked("the TCB the TD launched on"));
     }
-    if components.clone().any(|s| *s == TcbStatus::Revoked) {
-        status = TcbStatus::Revoked;
+    if current_status == Some(TcbStatus::Revoked) {
+        return Err(EvidenceError::TdxTcbRevoked(
+            "the TCB the TD runs on now (TEE_TCB_SVN2)",
+        ));
     }
-    let mut advisory_ids: Vec<String> = Vec::new();
-    let lists = [
-        Some(&platform.advisory_ids),
-        Some(&qe.advisory_ids),
-        module.as_ref().map(|m| &m.advisory_ids),
-    ];
-    for id in lists.iter().flatten().flat_map(|l| l.iter()) {
+    if let Some(now) = current_status {
+        status = check_for_relaunch(status, now);
+    }
+    let mut advisory_ids = launch.advisory_ids.clone();
+    for id in &qe.advisory_ids {
         if !advisory_ids.contains(id) {
             advisory_ids.push(id.clone());
         }
@@ -308,12 +312,108 @@ fn evaluate(input: &DcapInput<'_>, col: &TdxCollateral) -> Result<TcbEvaluation>
     Ok(TcbEvaluation {
         status,
         advisory_ids,
-        platform_status: platform.status,
+        platform_status: launch.platform_status,
         qe_status: qe.status,
-        tdx_module_status: module.map(|m| m.status),
-        tcb_date: platform.tcb_date.clone(),
+        tdx_module_status: launch.module_status,
+        tcb_date: launch.tcb_date,
         tcb_evaluation_data_number: tcb.tcb_evaluation_data_number,
     })
+}
+
+/// A platform TCB level with the TDX module's level folded in.
+struct Converged {
+    status: TcbStatus,
+    advisory_ids: Vec<String>,
+    /// The older of the platform's and the module's tcbDate.
+    tcb_date: String,
+    platform_status: TcbStatus,
+    module_status: Option<TcbStatus>,
+}
+
+impl Converged {
+    fn platform(p: &collateral::TcbLevel) -> Converged {
+        Converged {
+            status: p.status,
+            advisory_ids: p.advisory_ids.clone(),
+            tcb_date: p.tcb_date.clone(),
+            platform_status: p.status,
+            module_status: None,
+        }
+    }
+}
+
+/// The TDX module's level and identity for `svn`, then the platform level,
+/// converged as Intel's verifier does: module advisories after the
+/// platform's, the level dated by its older component.
+fn tdx_level(
+    tcb: &TcbInfo,
+    pck: &PckInfo,
+    td: &TdTcbInput<'_>,
+    svn: &[u8; 16],
+) -> Result<Converged> {
+    let module = tdx_module_level(tcb, td, svn)?;
+    let platform = platform_level(tcb, pck, Some(svn))?;
+    let mut c = Converged::platform(platform);
+    if let Some(m) = module {
+        c.status = converge(c.status, m.status);
+        c.module_status = Some(m.status);
+        for id in &m.advisory_ids {
+            if !c.advisory_ids.contains(id) {
+                c.advisory_ids.push(id.clone());
+            }
+        }
+        let date = |d: &str| time::parse_rfc3339_utc(d);
+        if let (Some(module), Some(platform)) = (date(&m.tcb_date), date(&c.tcb_date)) {
+            if module < platform {
+                c.tcb_date = m.tcb_date.clone();
+            }
+        }
+    }
+    Ok(c)
+}
+
+/// A platform status with a QE or TDX module status (Intel's
+/// `convergeTcbStatuses`): only an `OutOfDate` or `Revoked` component
+/// changes the platform's status.
+fn converge(platform: TcbStatus, component: TcbStatus) -> TcbStatus {
+    use TcbStatus::*;
+    match (component, platform) {
+        (Revoked, _) => Revoked,
+        (OutOfDate, UpToDate | SWHardeningNeeded) => OutOfDate,
+        (OutOfDate, ConfigurationNeeded | ConfigurationAndSWHardeningNeeded) => {
+            OutOfDateConfigurationNeeded
+        }
+        _ => platform,
+    }
+}
+
+/// The launch and current statuses of a TD 1.5 (Intel's
+/// `checkForRelaunch`): launched out of date but current now means a
+/// relaunch would bring the TD up to date.
+fn check_for_relaunch(launch: TcbStatus, current: TcbStatus) -> TcbStatus {
+    use TcbStatus::*;
+    let needs_configuration = |s| {
+        matches!(
+            s,
+            ConfigurationNeeded
+                | OutOfDateConfigurationNeeded
+                | ConfigurationAndSWHardeningNeeded
+                | TDRelaunchAdvisedConfigurationNeeded
+        )
+    };
+    match (launch, current) {
+        (
+            OutOfDate | OutOfDateConfigurationNeeded,
+            UpToDate | SWHardeningNeeded | ConfigurationNeeded | ConfigurationAndSWHardeningNeeded,
+        ) => {
+            if needs_configuration(launch) || needs_configuration(current) {
+                TDRelaunchAdvisedConfigurationNeeded
+            } else {
+                TDRelaunchAdvised
+            }
+        }
+        _ => launch,
+    }
 }
 
 /// The QE report against the QE identity; its TCB level by ISVSVN.
@@ -336,10 +436,22 @@ fn qe_level<'a>(r: &QeReport, id: &'a collateral::QeIdentity) -> Result<&'a IsvT
     if !attrs_ok {
         return Err(EvidenceError::TdxQeIdentityMismatch("ATTRIBUTES"));
     }
-    id.tcb_levels
+    let l = id
+        .tcb_levels
         .iter()
         .find(|l| r.isv_svn >= l.isv_svn)
-        .ok_or(EvidenceError::TdxTcbLevelNotFound("QE identity"))
+        .ok_or(EvidenceError::TdxTcbLevelNotFound("QE identity"))?;
+    // The statuses a QE identity level may carry (Intel's verifier).
+    use TcbStatus::*;
+    if !matches!(
+        l.status,
+        UpToDate | OutOfDate | ConfigurationNeeded | Revoked | OutOfDateConfigurationNeeded
+    ) {
+        return Err(EvidenceError::TdxCollateralMalformed(
+            "QE identity level with a status it cannot have",
+        ));
+    }
+    Ok(l)
 }
 
 /// MRSIGNERSEAM / SEAMATTRIBUTES against the module identity selected by
@@ -381,12 +493,21 @@ fn tdx_module_level<'a>(
             "no TDX module identity for the module's major version",
         ))?;
     check(&ident.module)?;
-    ident
+    let l = ident
         .tcb_levels
         .iter()
         .find(|l| u16::from(minor) >= l.isv_svn)
-        .map(Some)
-        .ok_or(EvidenceError::TdxTcbLevelNotFound("TDX module"))
+        .ok_or(EvidenceError::TdxTcbLevelNotFound("TDX module"))?;
+    // The statuses a TDX module level may carry (Intel's verifier).
+    if !matches!(
+        l.status,
+        TcbStatus::UpToDate | TcbStatus::OutOfDate | TcbStatus::Revoked
+    ) {
+        return Err(EvidenceError::TdxCollateralMalformed(
+            "TDX module level with a status it cannot have",
+        ));
+    }
+    Ok(Some(l))
 }
 
 /// The first platform TCB level the PCK (and TEE_TCB_SVN) meet.
@@ -606,9 +727,11 @@ mod tests {
         let e = evaluate(
             &input(&vq, &b.tee_tcb_svn, &b.mrsignerseam, &vq.quote.qe_report),
             &col,
-        )
-        .expect("evaluates");
-        assert_eq!(e.status, TcbStatus::Revoked);
+        );
+        assert_eq!(
+            e,
+            Err(EvidenceError::TdxTcbRevoked("the TCB the TD launched on"))
+        );
         // Platform ConfigurationNeeded + QE OutOfDate -> OutOfDateConfigurationNeeded.
         col.qe_identity.parsed.tcb_levels[0].status = TcbStatus::OutOfDate;
         col.tcb_info.parsed.tcb_levels[0].status = TcbStatus::ConfigurationNeeded;
@@ -618,6 +741,115 @@ mod tests {
         )
         .expect("evaluates");
         assert_eq!(e.status, TcbStatus::OutOfDateConfigurationNeeded);
+    }
+
+    fn tdx_01(col: &mut TdxCollateral) -> &mut collateral::TdxModuleIdentity {
+        col.tcb_info
+            .parsed
+            .tdx_module_identities
+            .iter_mut()
+            .find(|i| i.id == "TDX_01")
+            .expect("the fixture has TDX_01")
+    }
+
+    /// TD 1.5: the launch TCB (TEE_TCB_SVN) and the current one
+    /// (TEE_TCB_SVN2) combine as Intel's `checkForRelaunch` does.
+    #[test]
+    fn td15_relaunch_statuses() {
+        let (vq, mut col) = fixture();
+        let b = &vq.quote.body;
+        let qe = &vq.quote.qe_report;
+        let eval = |col: &TdxCollateral, launch: u8, current: u8| {
+            let (mut svn, mut svn2) = (b.tee_tcb_svn, b.tee_tcb_svn);
+            svn[0] = launch;
+            svn2[0] = current;
+            let mut i = input(&vq, &svn, &b.mrsignerseam, qe);
+            if let Some(td) = i.td.as_mut() {
+                td.tee_tcb_svn2 = Some(&svn2);
+            }
+            evaluate(&i, col)
+        };
+        // Module TDX_01: minor >= 4 UpToDate, 2..3 OutOfDate.
+        let st = |r: Result<TcbEvaluation>| r.map(|e| e.status);
+        assert_eq!(st(eval(&col, 6, 6)), Ok(TcbStatus::UpToDate));
+        assert_eq!(st(eval(&col, 3, 6)), Ok(TcbStatus::TDRelaunchAdvised));
+        assert_eq!(st(eval(&col, 3, 3)), Ok(TcbStatus::OutOfDate));
+        // Launched up to date, now behind: the launch status stands.
+        assert_eq!(st(eval(&col, 6, 3)), Ok(TcbStatus::UpToDate));
+        // The current TCB must have a level of its own.
+        assert_eq!(
+            st(eval(&col, 6, 1)),
+            Err(EvidenceError::TdxTcbLevelNotFound("TDX module"))
+        );
+        // Configuration needed on the platform: the relaunch status says so.
+        col.tcb_info.parsed.tcb_levels[0].status = TcbStatus::ConfigurationNeeded;
+        assert_eq!(
+            st(eval(&col, 3, 6)),
+            Ok(TcbStatus::TDRelaunchAdvisedConfigurationNeeded)
+        );
+        // A revoked module level now is an error, whatever the launch one.
+        tdx_01(&mut col).tcb_levels[0].status = TcbStatus::Revoked;
+        assert_eq!(
+            st(eval(&col, 3, 6)),
+            Err(EvidenceError::TdxTcbRevoked(
+                "the TCB the TD runs on now (TEE_TCB_SVN2)"
+            ))
+        );
+        assert_eq!(
+            st(eval(&col, 6, 3)),
+            Err(EvidenceError::TdxTcbRevoked("the TCB the TD launched on"))
+        );
+    }
+
+    /// A matched level whose status its structure cannot carry is refused,
+    /// and the converged level is dated by its older component.
+    #[test]
+    fn level_statuses_and_dates() {
+        let (vq, mut col) = fixture();
+        let b = &vq.quote.body;
+        let qe = &vq.quote.qe_report;
+        let e = evaluate(&input(&vq, &b.tee_tcb_svn, &b.mrsignerseam, qe), &col).expect("ok");
+        let platform_date = col.tcb_info.parsed.tcb_levels[0].tcb_date.clone();
+        assert_eq!(e.tcb_date, platform_date);
+        tdx_01(&mut col).tcb_levels[0].tcb_date = "2001-01-01T00:00:00Z".into();
+        let e = evaluate(&input(&vq, &b.tee_tcb_svn, &b.mrsignerseam, qe), &col).expect("ok");
+        assert_eq!(e.tcb_date, "2001-01-01T00:00:00Z");
+
+        let mut m = col.clone();
+        tdx_01(&mut m).tcb_levels[0].status = TcbStatus::ConfigurationNeeded;
+        assert_eq!(
+            evaluate(&input(&vq, &b.tee_tcb_svn, &b.mrsignerseam, qe), &m),
+            Err(EvidenceError::TdxCollateralMalformed(
+                "TDX module level with a status it cannot have"
+            ))
+        );
+        let mut q = col.clone();
+        q.qe_identity.parsed.tcb_levels[0].status = TcbStatus::SWHardeningNeeded;
+        assert_eq!(
+            evaluate(&input(&vq, &b.tee_tcb_svn, &b.mrsignerseam, qe), &q),
+            Err(EvidenceError::TdxCollateralMalformed(
+                "QE identity level with a status it cannot have"
+            ))
+        );
+    }
+
+    /// Platform levels are kept in Intel's order whatever the JSON order.
+    #[test]
+    fn tcb_levels_are_ordered_as_intel_orders_them() {
+        let (_, col) = fixture();
+        let raw = col.tcb_info.raw.clone();
+        let mut j: serde_json::Value = serde_json::from_slice(&raw).expect("json");
+        let levels = j["tcbLevels"].as_array_mut().expect("levels");
+        assert!(levels.len() >= 2);
+        levels.reverse();
+        let shuffled =
+            collateral::parse_tcb_info(&serde_json::to_vec(&j).expect("json")).expect("parses");
+        assert_eq!(shuffled.tcb_levels, col.tcb_info.parsed.tcb_levels);
+        // Intel's own order is already the canonical one.
+        assert_eq!(
+            collateral::parse_tcb_info(&raw).expect("parses").tcb_levels,
+            col.tcb_info.parsed.tcb_levels
+        );
     }
 
     #[test]
