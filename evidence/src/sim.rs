@@ -181,6 +181,18 @@ impl SimTee {
     /// simulated root, so the real DCAP appraisal checks it with the
     /// simulated root as the collateral's anchor.
     pub fn tdx_collateral_json(&self, o: &SimCollateralOptions) -> Vec<u8> {
+        self.tdx_collateral_json_edited(o, |_, _| {})
+    }
+
+    /// [`Self::tdx_collateral_json`] with the TCB info and QE identity
+    /// JSON values changed by `edit` before they are signed: collateral
+    /// variants (statuses, levels, order) that still verify, for tests that
+    /// hold the appraisal against another implementation.
+    pub fn tdx_collateral_json_edited(
+        &self,
+        o: &SimCollateralOptions,
+        edit: impl FnOnce(&mut serde_json::Value, &mut serde_json::Value),
+    ) -> Vec<u8> {
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, HKDF_SALT).extract(&self.seed);
         let root_key = derive_key(&prk, b"root-key");
         let (root_cert, root_kp) = sim_root(&prk, &root_key);
@@ -202,8 +214,10 @@ impl SimTee {
         let issued = crate::dcap::time::format_rfc3339_utc(o.issued_at_unix);
         let next =
             crate::dcap::time::format_rfc3339_utc(o.issued_at_unix.saturating_add(o.validity_secs));
-        let tcb_info = sim_tcb_info(&issued, &next, o.platform_status).to_string();
-        let qe_identity = sim_qe_identity(&issued, &next).to_string();
+        let mut tcb_info = sim_tcb_info(&issued, &next, o.platform_status);
+        let mut qe_identity = sim_qe_identity(&issued, &next);
+        edit(&mut tcb_info, &mut qe_identity);
+        let (tcb_info, qe_identity) = (tcb_info.to_string(), qe_identity.to_string());
         let sign = |b: &[u8]| {
             let s: Signature = signer_key.sign(b);
             hex::encode(s.to_bytes())
@@ -285,16 +299,33 @@ impl SimTee {
 
     /// A TDX quote v4 carrying `report_data` and the measurements `m`.
     pub fn tdx_quote(&self, report_data: &[u8; 64], m: &SimMeasurements) -> Vec<u8> {
+        self.tdx_quote_with(report_data, m, &SimQuoteOptions::default())
+    }
+
+    /// A TDX quote with the layout choices of `o`: v4 with a TD 1.0 body,
+    /// or v5 with a TD 1.5 body, and the QE vendor ID it names.
+    pub fn tdx_quote_with(
+        &self,
+        report_data: &[u8; 64],
+        m: &SimMeasurements,
+        o: &SimQuoteOptions,
+    ) -> Vec<u8> {
         let mut q = Vec::with_capacity(5000);
         // Header.
-        q.extend_from_slice(&4u16.to_le_bytes());
+        let version: u16 = if o.td15.is_some() { 5 } else { 4 };
+        q.extend_from_slice(&version.to_le_bytes());
         q.extend_from_slice(&ATT_KEY_TYPE_ECDSA_P256.to_le_bytes());
         q.extend_from_slice(&TEE_TYPE_TDX.to_le_bytes());
         q.extend_from_slice(&0u16.to_le_bytes()); // QE SVN
         q.extend_from_slice(&0u16.to_le_bytes()); // PCE SVN
-        q.extend_from_slice(&SIM_QE_VENDOR_ID);
+        q.extend_from_slice(&o.qe_vendor_id);
         q.extend_from_slice(&[0u8; 20]); // user data
-                                         // TD 1.0 report body.
+        if o.td15.is_some() {
+            // Body descriptor: type 3 (TD 1.5 report), 648 bytes.
+            q.extend_from_slice(&3u16.to_le_bytes());
+            q.extend_from_slice(&648u32.to_le_bytes());
+        }
+        // TD 1.0 report body.
         q.extend_from_slice(&m.tee_tcb_svn);
         q.extend_from_slice(&m.mrseam);
         q.extend_from_slice(&[0u8; 48]); // MRSIGNERSEAM (Intel module: zero)
@@ -309,6 +340,10 @@ impl SimTee {
             q.extend_from_slice(r);
         }
         q.extend_from_slice(report_data);
+        if let Some(td15) = &o.td15 {
+            q.extend_from_slice(&td15.tee_tcb_svn2);
+            q.extend_from_slice(&td15.mrservicetd);
+        }
 
         let quote_sig: Signature = self.ak_key.sign(&q);
         let ak = self.attestation_public_key();
@@ -354,6 +389,37 @@ impl SimTee {
         r
     }
 }
+
+/// Layout choices for [`SimTee::tdx_quote_with`]. [`Default`]: quote v4,
+/// TD 1.0 body, QE vendor ID [`SIM_QE_VENDOR_ID`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimQuoteOptions {
+    /// The QE vendor ID in the header ([`INTEL_QE_VENDOR_ID`] for a quote
+    /// another DCAP verifier is to read).
+    pub qe_vendor_id: [u8; 16],
+    /// `Some`: a quote v5 with a TD 1.5 body carrying these fields.
+    pub td15: Option<SimTd15>,
+}
+
+impl Default for SimQuoteOptions {
+    fn default() -> Self {
+        SimQuoteOptions {
+            qe_vendor_id: SIM_QE_VENDOR_ID,
+            td15: None,
+        }
+    }
+}
+
+/// The fields a TD 1.5 body adds to a TD 1.0 one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimTd15 {
+    /// The TCB the TD runs on now (after a TD-preserving module update).
+    pub tee_tcb_svn2: [u8; 16],
+    /// The bound service TD's measurement (zero: none).
+    pub mrservicetd: [u8; 48],
+}
+
+pub use crate::tdx::INTEL_QE_VENDOR_ID;
 
 /// What [`SimTee::tdx_collateral_json`] produces.
 ///

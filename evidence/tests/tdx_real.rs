@@ -216,6 +216,17 @@ fn every_crosscheck_quote_parses_and_verifies() {
                 .map_err(|e| e.code())
         };
         assert_eq!(code(nb - 1), Err("CERT_NOT_YET_VALID"), "{file}");
+        // Another QE vendor than Intel's under Intel's chain: refused before
+        // any signature is looked at.
+        let mut other_vendor = raw.clone();
+        other_vendor[12] ^= 0x01;
+        assert_eq!(
+            verify_quote_signatures(&other_vendor, &intel(), nb + 86_400)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err("unsupported evidence: QE vendor ID is not Intel's".to_string()),
+            "{file}"
+        );
         assert_eq!(code(na + 1), Err("CERT_EXPIRED"), "{file}");
         // The simulated root alone does not vouch for a real quote.
         let sim = tl_evidence::sim::SimTee::from_seed([1; 32]);

@@ -54,7 +54,11 @@ impl SgxQuote {
         let tee_type = r.u32()?;
         let qe_svn = r.u16()?;
         let pce_svn = r.u16()?;
-        r.take(36)?; // QE vendor ID, user data
+        let qe_vendor_id = r.take(16)?;
+        r.take(20)?; // user data
+        if qe_vendor_id != crate::tdx::INTEL_QE_VENDOR_ID {
+            return Err(EvidenceError::Unsupported("QE vendor ID is not Intel's"));
+        }
         if version != 3 {
             return Err(EvidenceError::Unsupported("SGX quote version is not 3"));
         }

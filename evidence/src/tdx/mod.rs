@@ -42,6 +42,12 @@ pub struct QuoteHeader {
     pub user_data: [u8; 20],
 }
 
+/// Intel's QE vendor ID (939A7233-F79C-4CA9-940A-0DB3957F0607), the only
+/// one a quote chained to the Intel root may name.
+pub const INTEL_QE_VENDOR_ID: [u8; 16] = [
+    0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07,
+];
+
 /// Which TD report body the quote carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyKind {

@@ -84,6 +84,12 @@ pub fn verify_parsed(quote: Quote, anchors: &TrustAnchors, now_unix: u64) -> Res
         return Err(EvidenceError::TdxPckChain("empty chain"));
     };
     let anchor = anchors.match_top(top, now_unix)?;
+    // Intel's PCK chain vouches for Intel's quoting enclave only. (The
+    // simulated TEE names its own vendor, or Intel's for tests that hold
+    // this verifier against another one.)
+    if anchor == AnchorKind::Intel && quote.header.qe_vendor_id != super::INTEL_QE_VENDOR_ID {
+        return Err(EvidenceError::Unsupported("QE vendor ID is not Intel's"));
+    }
 
     // 2. The QE report, signed by the PCK key.
     UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &leaf.public_key)

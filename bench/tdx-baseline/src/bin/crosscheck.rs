@@ -6,12 +6,23 @@
 //! Fails (exit 1) when tl-evidence accepts what dcap-qvl rejects, or when
 //! both accept with another TCB status or other advisories. Flips that only
 //! dcap-qvl accepts are listed (tl-evidence is stricter there) but do not
-//! fail. Prints a JSON summary.
+//! fail.
+//!
+//! Bit flips of real quotes mostly exercise signatures. The appraisal's
+//! rules (TD attributes, TCB level matching, TDX module levels, TD 1.5
+//! relaunch, status convergence, level order) are held against dcap-qvl on
+//! simulated variants: quotes and collateral from the simulated TEE, signed
+//! and chained to its root, which both verifiers are given as their only
+//! anchor. Each variant must get the same verdict from both (accepted with
+//! the same status and advisories, or rejected); a TD under debug counts as
+//! rejected, as dcap-qvl's default does. Prints a JSON summary.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle};
+use tl_evidence::claims::TcbStatus;
 use tl_evidence::dcap::TdxCollateral;
+use tl_evidence::sim::{SimCollateralOptions, SimMeasurements, SimQuoteOptions, SimTd15, SimTee};
 use tl_evidence::verify::{verify_bundle, Collateral, TrustAnchors, VerifyOptions};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata/tdx/");
@@ -138,6 +149,209 @@ fn sorted(v: Verdict) -> Verdict {
     })
 }
 
+/// Time of the simulated variants; their collateral is current then.
+const SIM_NOW: u64 = 1_760_000_000;
+
+/// One simulated variant: what changes from the simulated defaults.
+struct Variant {
+    name: String,
+    m: SimMeasurements,
+    q: SimQuoteOptions,
+    /// Platform level status, then edits of the TCB info and QE identity.
+    platform: TcbStatus,
+    edit: Edit,
+}
+
+/// Changes to the TCB info and QE identity JSON before they are signed.
+type Edit = Box<dyn Fn(&mut serde_json::Value, &mut serde_json::Value)>;
+
+fn variant(name: impl Into<String>) -> Variant {
+    Variant {
+        name: name.into(),
+        m: SimMeasurements::default(),
+        q: SimQuoteOptions {
+            qe_vendor_id: tl_evidence::sim::INTEL_QE_VENDOR_ID,
+            td15: None,
+        },
+        platform: TcbStatus::UpToDate,
+        edit: Box::new(|_, _| {}),
+    }
+}
+
+const SEPT_VE_DISABLE: u64 = 1 << 28;
+
+fn variants() -> Vec<Variant> {
+    let mut out = vec![variant("baseline")];
+    // Every TD attribute bit, one at a time (bit 28 by clearing it).
+    for bit in 0..64u32 {
+        let mut v = variant(format!("td_attributes bit {bit}"));
+        v.m.td_attributes = if bit == 28 {
+            0
+        } else {
+            SEPT_VE_DISABLE | 1 << bit
+        };
+        out.push(v);
+    }
+    // TEE_TCB_SVN: module minor and major version, TDX component 2.
+    for minor in [0u8, 1, 2, 3, 4, 6, 9] {
+        for major in [0u8, 1, 2, 3] {
+            for c2 in [0u8, 2, 3, 4] {
+                let mut v = variant(format!("tee_tcb_svn {minor:02x}{major:02x}{c2:02x}"));
+                v.m.tee_tcb_svn[0] = minor;
+                v.m.tee_tcb_svn[1] = major;
+                v.m.tee_tcb_svn[2] = c2;
+                out.push(v);
+            }
+        }
+    }
+    let statuses = [
+        "UpToDate",
+        "SWHardeningNeeded",
+        "ConfigurationNeeded",
+        "ConfigurationAndSWHardeningNeeded",
+        "OutOfDate",
+        "OutOfDateConfigurationNeeded",
+        "Revoked",
+    ];
+    // Platform, TDX module and QE level statuses, with advisories on each,
+    // at the module's up-to-date and out-of-date levels.
+    for platform in statuses {
+        for module in ["UpToDate", "OutOfDate", "Revoked", "ConfigurationNeeded"] {
+            for qe in statuses {
+                for minor in [6u8, 3] {
+                    let mut v = variant(format!(
+                        "platform {platform}, module {module}, QE {qe}, module minor {minor}"
+                    ));
+                    v.m.tee_tcb_svn[0] = minor;
+                    let (module, qe, platform) =
+                        (module.to_string(), qe.to_string(), platform.to_string());
+                    v.edit = Box::new(move |t, q| {
+                        t["tcbLevels"][0]["tcbStatus"] = platform.clone().into();
+                        t["tcbLevels"][0]["advisoryIDs"] = serde_json::json!(["SIM-SA-P"]);
+                        let m = &mut t["tdxModuleIdentities"][0]["tcbLevels"][0];
+                        m["tcbStatus"] = module.clone().into();
+                        m["advisoryIDs"] = serde_json::json!(["SIM-SA-M", "SIM-SA-P"]);
+                        q["tcbLevels"][0]["tcbStatus"] = qe.clone().into();
+                        q["tcbLevels"][0]["advisoryIDs"] = serde_json::json!(["SIM-SA-Q"]);
+                    });
+                    out.push(v);
+                }
+            }
+        }
+    }
+    // Platform levels in reverse (not Intel's) order, with the platform
+    // matching only the lower level.
+    for c2 in [3u8, 0] {
+        let mut v = variant(format!("tcbLevels reversed, TDX component 2 = {c2}"));
+        v.m.tee_tcb_svn[2] = c2;
+        v.edit = Box::new(|t, _| {
+            if let Some(l) = t["tcbLevels"].as_array_mut() {
+                l.reverse();
+            }
+        });
+        out.push(v);
+    }
+    // TD 1.5: launch and current module minors, platform statuses, a bound
+    // service TD.
+    for platform in [
+        TcbStatus::UpToDate,
+        TcbStatus::ConfigurationNeeded,
+        TcbStatus::SWHardeningNeeded,
+    ] {
+        for launch in [1u8, 3, 6] {
+            for current in [1u8, 3, 6] {
+                let mut v = variant(format!(
+                    "TD 1.5 platform {platform:?}, launch minor {launch}, current minor {current}"
+                ));
+                v.platform = platform;
+                v.m.tee_tcb_svn[0] = launch;
+                let mut svn2 = v.m.tee_tcb_svn;
+                svn2[0] = current;
+                v.q.td15 = Some(SimTd15 {
+                    tee_tcb_svn2: svn2,
+                    mrservicetd: [0; 48],
+                });
+                out.push(v);
+            }
+        }
+    }
+    let mut v = variant("TD 1.5 with a bound service TD");
+    v.q.td15 = Some(SimTd15 {
+        tee_tcb_svn2: v.m.tee_tcb_svn,
+        mrservicetd: [1; 48],
+    });
+    out.push(v);
+    out
+}
+
+fn ours_sim(sim: &SimTee, quote: &[u8], col: &TdxCollateral) -> Verdict {
+    let bundle = EvidenceBundle::new(CpuEvidence {
+        kind: CpuEvidenceKind::TdxQuote,
+        quote: quote.to_vec(),
+        certificates: vec![],
+    });
+    let mut opts = VerifyOptions::new(SIM_NOW, TrustAnchors::simulated(sim.root_certificate_der()));
+    opts.collateral = Some(Collateral::tdx(col.clone()));
+    match verify_bundle(&bundle, &opts) {
+        Ok(v) if v.claims.debug => Err("TD under debug".into()),
+        Ok(v) => Ok((format!("{:?}", v.claims.tcb_status), v.claims.advisory_ids)),
+        Err(e) => Err(e.code().to_string()),
+    }
+}
+
+fn reference_sim(root: &[u8], quote: &[u8], col: &dcap_qvl::QuoteCollateralV3) -> Verdict {
+    let verifier = dcap_qvl::verify::QuoteVerifier::new(root.to_vec());
+    match catch_unwind(AssertUnwindSafe(|| verifier.verify(quote, col, SIM_NOW))) {
+        Ok(Ok(r)) => {
+            let mut adv = r.advisory_ids;
+            adv.sort();
+            Ok((r.status, adv))
+        }
+        Ok(Err(e)) => Err(format!("{e:#}")),
+        Err(_) => Err("dcap-qvl panicked".into()),
+    }
+}
+
+/// The simulated variants through both verifiers; disagreements go to
+/// `failures`. Returns the summary.
+fn simulated(failures: &mut Vec<String>) -> serde_json::Value {
+    let sim = SimTee::from_seed([42; 32]);
+    let root = sim.root_certificate_der();
+    let (mut accepted, mut rejected) = (0usize, 0usize);
+    let mut statuses = std::collections::BTreeMap::<String, usize>::new();
+    let all = variants();
+    for v in &all {
+        let mut o = SimCollateralOptions::at(SIM_NOW);
+        o.platform_status = v.platform;
+        let json = sim.tdx_collateral_json_edited(&o, |t, q| (v.edit)(t, q));
+        let quote = sim.tdx_quote_with(&[0x11; 64], &v.m, &v.q);
+        let a = match TdxCollateral::from_json(&json) {
+            Ok(col) => sorted(ours_sim(&sim, &quote, &col)),
+            Err(e) => Err(e.code().to_string()),
+        };
+        let qcol: dcap_qvl::QuoteCollateralV3 =
+            serde_json::from_slice(&json).expect("dcap-qvl reads simulated collateral");
+        let b = reference_sim(&root, &quote, &qcol);
+        match (&a, &b) {
+            (Ok(x), Ok(y)) if x == y => {
+                accepted += 1;
+                *statuses.entry(x.0.clone()).or_default() += 1;
+            }
+            (Err(_), Err(_)) => rejected += 1,
+            _ => failures.push(format!(
+                "simulated {}: tl-evidence {a:?}, dcap-qvl {b:?}",
+                v.name
+            )),
+        }
+    }
+    serde_json::json!({
+        "variants": all.len(),
+        "accepted_alike": accepted,
+        "rejected_by_both": rejected,
+        "statuses_accepted": statuses,
+    })
+}
+
 fn main() {
     let mut failures = Vec::new();
     let mut summary = Vec::new();
@@ -204,10 +418,11 @@ fn main() {
             },
         }));
     }
+    let simulated = simulated(&mut failures);
     println!(
         "{}",
         serde_json::to_string_pretty(
-            &serde_json::json!({ "cases": summary, "failures": failures })
+            &serde_json::json!({ "cases": summary, "simulated": simulated, "failures": failures })
         )
         .expect("json")
     );
