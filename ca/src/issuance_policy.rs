@@ -127,11 +127,6 @@ impl IssuancePolicy {
     }
 }
 
-/// Parses a TCB status name as written in `TcbStatus`'s JSON (`UpToDate`, ...).
-pub fn parse_tcb_status(s: &str) -> Option<TcbStatus> {
-    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -189,11 +184,6 @@ mod tests {
         c.gpus.clear();
         c.nvswitches.retain(|s| s.index == 0);
         assert_eq!(allow.appraise(&c), Ok(()));
-        assert_eq!(
-            parse_tcb_status("SWHardeningNeeded"),
-            Some(TcbStatus::SWHardeningNeeded)
-        );
-        assert_eq!(parse_tcb_status("nope"), None);
     }
 
     #[test]

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use tl_ca::issuance_policy::{parse_tcb_status, IssuancePolicy};
+use tl_ca::issuance_policy::IssuancePolicy;
 use tl_ca::server::{self, Clock, ServerConfig, SystemClock};
 use tl_ca::SimAwareVerifier;
+use tl_evidence::accept::parse_acceptable_tcb_status;
 use tl_evidence::verify::TrustAnchors;
 
 #[derive(Parser, Debug)]
@@ -65,7 +66,11 @@ enum Cmd {
         /// --allow-simulated-root.
         #[arg(long, value_name = "FILE", requires = "allow_simulated_root")]
         sim_collateral: Option<PathBuf>,
-        /// TCB statuses to accept (repeatable; default UpToDate).
+        /// TCB statuses to accept (repeatable; default UpToDate): UpToDate,
+        /// SWHardeningNeeded, ConfigurationNeeded,
+        /// ConfigurationAndSWHardeningNeeded, OutOfDate,
+        /// OutOfDateConfigurationNeeded, TDRelaunchAdvised,
+        /// TDRelaunchAdvisedConfigurationNeeded. Revoked is never accepted.
         #[arg(long = "accept-tcb", value_name = "STATUS")]
         accept_tcb: Vec<String>,
         /// Leaf certificate lifetime: a number with s, m or h (default 1h).
@@ -324,9 +329,9 @@ fn main() -> Result<()> {
             }
             let mut accepted_tcb = Vec::new();
             for s in &accept_tcb {
-                match parse_tcb_status(s) {
-                    Some(t) => accepted_tcb.push(t),
-                    None => bail!("unknown TCB status {s:?}"),
+                match parse_acceptable_tcb_status(s) {
+                    Ok(t) => accepted_tcb.push(t),
+                    Err(e) => bail!("--accept-tcb: {e}"),
                 }
             }
             if accepted_tcb.is_empty() {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context as _};
 use serde::Serialize;
-use tl_evidence::accept::{parse_tcb_status, AcceptPolicy, Rejection};
+use tl_evidence::accept::{parse_acceptable_tcb_status, AcceptPolicy, Rejection};
 use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle};
 use tl_evidence::dcap::sgx::{verify_sgx_quote, TEE_TYPE_SGX};
 use tl_evidence::dcap::time::{format_rfc3339_utc, parse_rfc3339_utc};
@@ -97,7 +97,12 @@ pub struct VerifyArgs {
     /// Also trust this simulated-TEE root certificate (DER). Test setups only.
     #[arg(long, value_name = "PATH")]
     simulated_root: Option<PathBuf>,
-    /// Accepted TCB statuses, comma-separated. Default: UpToDate.
+    /// Accepted TCB statuses, comma-separated. Default: UpToDate. Names:
+    /// UpToDate, SWHardeningNeeded, ConfigurationNeeded,
+    /// ConfigurationAndSWHardeningNeeded, OutOfDate,
+    /// OutOfDateConfigurationNeeded, TDRelaunchAdvised,
+    /// TDRelaunchAdvisedConfigurationNeeded (TD 1.5). Revoked is never
+    /// accepted: a revoked TCB fails verification (TDX_TCB_REVOKED).
     #[arg(long, value_name = "STATUS,...", value_delimiter = ',')]
     accept_tcb: Vec<String>,
     /// Accept a TD, enclave or SNP guest in debug mode (never do this in production).
@@ -886,9 +891,7 @@ fn policy(a: &VerifyArgs) -> anyhow::Result<AcceptPolicy> {
     if !a.accept_tcb.is_empty() {
         p.accept.clear();
         for s in &a.accept_tcb {
-            let st = parse_tcb_status(s).ok_or_else(|| {
-                anyhow!("unknown TCB status {s:?} (UpToDate, SWHardeningNeeded, ConfigurationNeeded, ConfigurationAndSWHardeningNeeded, OutOfDate, OutOfDateConfigurationNeeded, TDRelaunchAdvised, TDRelaunchAdvisedConfigurationNeeded)")
-            })?;
+            let st = parse_acceptable_tcb_status(s).map_err(|e| anyhow!("--accept-tcb: {e}"))?;
             p.accept.insert(st);
         }
     }

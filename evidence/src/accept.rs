@@ -78,6 +78,21 @@ impl AcceptPolicy {
     }
 }
 
+/// Parse a TCB status an operator lists as acceptable (`--accept-tcb`):
+/// as [`parse_tcb_status`], but `Revoked` is refused, since a revoked TCB
+/// is never acceptable (DCAP appraisal reports it as `TDX_TCB_REVOKED`).
+pub fn parse_acceptable_tcb_status(s: &str) -> Result<TcbStatus, String> {
+    match parse_tcb_status(s) {
+        Some(TcbStatus::Revoked) => Err("a revoked TCB is never accepted".to_string()),
+        Some(t) => Ok(t),
+        None => Err(format!(
+            "unknown TCB status {s:?} (UpToDate, SWHardeningNeeded, ConfigurationNeeded, \
+             ConfigurationAndSWHardeningNeeded, OutOfDate, OutOfDateConfigurationNeeded, \
+             TDRelaunchAdvised, TDRelaunchAdvisedConfigurationNeeded, NotApplicable)"
+        )),
+    }
+}
+
 /// Parse a TCB status name as Intel writes it (`UpToDate`,
 /// `SWHardeningNeeded`, ...).
 pub fn parse_tcb_status(s: &str) -> Option<TcbStatus> {
@@ -132,6 +147,25 @@ mod tests {
             .expect_err("two reasons");
         let codes: Vec<_> = e.iter().map(|r| r.code).collect();
         assert_eq!(codes, [TCB_STATUS_NOT_ACCEPTED, DEBUG_NOT_ALLOWED]);
+    }
+
+    #[test]
+    fn operators_cannot_accept_a_revoked_tcb() {
+        assert_eq!(
+            parse_acceptable_tcb_status("SWHardeningNeeded"),
+            Ok(TcbStatus::SWHardeningNeeded)
+        );
+        assert_eq!(
+            parse_acceptable_tcb_status("TDRelaunchAdvised"),
+            Ok(TcbStatus::TDRelaunchAdvised)
+        );
+        assert_eq!(
+            parse_acceptable_tcb_status("Revoked"),
+            Err("a revoked TCB is never accepted".to_string())
+        );
+        assert!(parse_acceptable_tcb_status("nope")
+            .expect_err("unknown")
+            .starts_with("unknown TCB status"));
     }
 
     #[test]

@@ -1133,6 +1133,11 @@ impl Order {
         if p.accept_tcb.is_empty() {
             return Err(OrderError::Invalid("platform.accept_tcb is empty".into()));
         }
+        if p.accept_tcb.contains(&TcbStatus::Revoked) {
+            return Err(OrderError::Invalid(
+                "platform.accept_tcb lists Revoked: a revoked TCB is never accepted".into(),
+            ));
+        }
         if let Some(s) = &p.snp {
             if s.measurement.as_ref().is_some_and(|m| m.is_empty()) {
                 return Err(OrderError::Invalid(

@@ -186,6 +186,13 @@ fn structural_rules_each_have_a_code() {
             )],
             "ORDER_INVALID",
         ),
+        (
+            &[(
+                "accept_tcb = [\"UpToDate\", \"SWHardeningNeeded\"]",
+                "accept_tcb = [\"UpToDate\", \"Revoked\"]",
+            )],
+            "ORDER_INVALID",
+        ),
     ];
     for (repl, want) in cases {
         assert_eq!(code_after(repl), *want, "{repl:?}");
