@@ -348,7 +348,7 @@ impl SimTee {
         let quote_sig: Signature = self.ak_key.sign(&q);
         let ak = self.attestation_public_key();
         let qe_auth: Vec<u8> = (0u8..32).collect();
-        let qe_report = self.qe_report(&ak, &qe_auth);
+        let qe_report = self.qe_report(&ak, &qe_auth, o.qe_misc_select);
         let qe_sig: Signature = self.pck_key.sign(&qe_report);
 
         let chain = self.chain_pem.as_bytes();
@@ -374,8 +374,9 @@ impl SimTee {
     }
 
     /// The simulated QE's SGX report body, binding the attestation key.
-    fn qe_report(&self, ak: &[u8; 64], qe_auth: &[u8]) -> [u8; 384] {
+    fn qe_report(&self, ak: &[u8; 64], qe_auth: &[u8], misc_select: u32) -> [u8; 384] {
         let mut r = [0u8; 384];
+        r[16..20].copy_from_slice(&misc_select.to_le_bytes());
         // ATTRIBUTES at 48: INIT | MODE64BIT | PROVISIONKEY, XFRM 0xe7.
         r[48] = 0x15;
         r[56] = 0xe7;
@@ -399,6 +400,9 @@ pub struct SimQuoteOptions {
     pub qe_vendor_id: [u8; 16],
     /// `Some`: a quote v5 with a TD 1.5 body carrying these fields.
     pub td15: Option<SimTd15>,
+    /// MISCSELECT of the QE's report (0 by default, as the simulated QE
+    /// identity expects under its all-ones mask).
+    pub qe_misc_select: u32,
 }
 
 impl Default for SimQuoteOptions {
@@ -406,6 +410,7 @@ impl Default for SimQuoteOptions {
         SimQuoteOptions {
             qe_vendor_id: SIM_QE_VENDOR_ID,
             td15: None,
+            qe_misc_select: 0,
         }
     }
 }

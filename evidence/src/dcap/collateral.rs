@@ -107,7 +107,9 @@ pub struct QeIdentity {
     pub issue_date: u64,
     pub next_update: u64,
     pub tcb_evaluation_data_number: u32,
-    /// MISCSELECT and its mask, read as big-endian hex numbers.
+    /// MISCSELECT and its mask: the hex strings' four bytes read as a
+    /// little-endian u32, the byte order of the report's MISCSELECT (as
+    /// Intel's QVL `vectorToUint32` reads them).
     pub miscselect: u32,
     pub miscselect_mask: u32,
     pub attributes: [u8; 16],
@@ -627,8 +629,8 @@ pub fn parse_qe_identity(raw: &[u8]) -> Result<QeIdentity> {
         issue_date: time(&j.issue_date, "QE identity issueDate")?,
         next_update: time(&j.next_update, "QE identity nextUpdate")?,
         tcb_evaluation_data_number: j.tcb_evaluation_data_number,
-        miscselect: u32::from_be_bytes(fixed_hex(&j.miscselect, "QE identity miscselect")?),
-        miscselect_mask: u32::from_be_bytes(fixed_hex(
+        miscselect: u32::from_le_bytes(fixed_hex(&j.miscselect, "QE identity miscselect")?),
+        miscselect_mask: u32::from_le_bytes(fixed_hex(
             &j.miscselect_mask,
             "QE identity miscselectMask",
         )?),

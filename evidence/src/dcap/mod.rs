@@ -629,6 +629,26 @@ mod tests {
         );
     }
 
+    /// MISCSELECT in the QE identity is the report's four bytes in hex:
+    /// "01000000" is MISCSELECT 1, as Intel's QVL reads it.
+    #[test]
+    fn miscselect_byte_order() {
+        let (vq, col) = fixture();
+        let mut j: serde_json::Value = serde_json::from_slice(&col.qe_identity.raw).expect("json");
+        j["miscselect"] = "01000000".into();
+        let id =
+            collateral::parse_qe_identity(&serde_json::to_vec(&j).expect("json")).expect("parses");
+        assert_eq!((id.miscselect, id.miscselect_mask), (1, u32::MAX));
+        let mut r = vq.quote.qe_report.clone();
+        r.misc_select = 1;
+        assert!(qe_level(&r, &id).is_ok());
+        r.misc_select = 0x0100_0000;
+        assert_eq!(
+            qe_level(&r, &id),
+            Err(EvidenceError::TdxQeIdentityMismatch("MISCSELECT"))
+        );
+    }
+
     fn input<'a>(
         vq: &'a crate::tdx::verify::VerifiedQuote,
         svn: &'a [u8; 16],

@@ -171,7 +171,7 @@ fn variant(name: impl Into<String>) -> Variant {
         m: SimMeasurements::default(),
         q: SimQuoteOptions {
             qe_vendor_id: tl_evidence::sim::INTEL_QE_VENDOR_ID,
-            td15: None,
+            ..SimQuoteOptions::default()
         },
         platform: TcbStatus::UpToDate,
         edit: Box::new(|_, _| {}),
@@ -273,6 +273,25 @@ fn variants() -> Vec<Variant> {
                 });
                 out.push(v);
             }
+        }
+    }
+    // MISCSELECT of the QE report against the QE identity's, both byte
+    // orders.
+    for (identity, mask) in [
+        ("01000000", "FFFFFFFF"),
+        ("00000001", "FFFFFFFF"),
+        ("00000000", "FEFFFFFF"),
+    ] {
+        for report in [0u32, 1, 0x0100_0000] {
+            let mut v = variant(format!(
+                "QE miscselect {identity}/{mask}, report {report:#x}"
+            ));
+            v.q.qe_misc_select = report;
+            v.edit = Box::new(move |_, q| {
+                q["miscselect"] = identity.into();
+                q["miscselectMask"] = mask.into();
+            });
+            out.push(v);
         }
     }
     let mut v = variant("TD 1.5 with a bound service TD");
