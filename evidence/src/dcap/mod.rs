@@ -44,9 +44,11 @@
 //!    `OutOfDateConfigurationNeeded`; a `Revoked` one gives `Revoked`.
 //!    Advisory IDs: platform, then module, then QE, without repeats; the
 //!    level is dated by its older component. For TD 1.5 bodies steps 6 and
-//!    7 run again for TEE_TCB_SVN2 (the TCB running now) and Intel's
-//!    `checkForRelaunch` combines the two: launched `OutOfDate[...]` but
-//!    current now gives `TDRelaunchAdvised[ConfigurationNeeded]`;
+//!    7 run again for TEE_TCB_SVN2 (the TCB running now), and a TD launched
+//!    `OutOfDate[ConfigurationNeeded]` whose current TCB is not out of date
+//!    gets `TDRelaunchAdvised[ConfigurationNeeded]` where Intel's
+//!    `checkForRelaunch` advises it too (the module level made the launch
+//!    out of date and TEE_TCB_SVN2 meets the latest levels);
 //! 9. `Revoked` at launch or now is `TDX_TCB_REVOKED`: never acceptable,
 //!    so not a status.
 //!
@@ -300,8 +302,13 @@ fn evaluate(input: &DcapInput<'_>, col: &TdxCollateral) -> Result<TcbEvaluation>
             "the TCB the TD runs on now (TEE_TCB_SVN2)",
         ));
     }
-    if let Some(now) = current_status {
-        status = check_for_relaunch(status, now);
+    if let (Some(now), Some(td)) = (current_status, &input.td) {
+        let relaunch = check_for_relaunch(status, now);
+        // Relaunch advice only where Intel's own rule gives it too (it is
+        // narrower: see `intel_advises_relaunch`).
+        if relaunch != status && intel_advises_relaunch(tcb, input.pck, td, &launch, qe.status)? {
+            status = relaunch;
+        }
     }
     let mut advisory_ids = launch.advisory_ids.clone();
     for id in &qe.advisory_ids {
@@ -387,9 +394,66 @@ fn converge(platform: TcbStatus, component: TcbStatus) -> TcbStatus {
     }
 }
 
-/// The launch and current statuses of a TD 1.5 (Intel's
-/// `checkForRelaunch`): launched out of date but current now means a
-/// relaunch would bring the TD up to date.
+/// Intel's `checkForRelaunch` (QVL `Checks/TDRelaunchCheck.cpp`): a TD 1.5
+/// may be advised to relaunch only when the QE is not out of date or
+/// revoked, the SGX part of the platform level (the first level the PCK's
+/// SGX components and PCESVN meet) is not out of date, the launch TDX status
+/// is `OutOfDate[ConfigurationNeeded]` because the TDX module level is
+/// `OutOfDate`, and TEE_TCB_SVN2 meets the latest levels: the highest module
+/// ISVSVN of its module identity (or, module version 0, TDX component 0 of
+/// the latest platform level) and TDX component 2 of the latest platform
+/// level. [`check_for_relaunch`] is dcap-qvl's reading of the same rule,
+/// which asks instead that the current TCB's status is not out of date; a
+/// relaunch status is reported only when both agree.
+fn intel_advises_relaunch(
+    tcb: &TcbInfo,
+    pck: &PckInfo,
+    td: &TdTcbInput<'_>,
+    launch: &Converged,
+    qe_status: TcbStatus,
+) -> Result<bool> {
+    use TcbStatus::*;
+    let Some(svn2) = td.tee_tcb_svn2 else {
+        return Ok(false);
+    };
+    if matches!(qe_status, OutOfDate | Revoked) {
+        return Ok(false);
+    }
+    let sgx = platform_level(tcb, pck, None)?.status;
+    if !matches!(
+        sgx,
+        UpToDate | SWHardeningNeeded | ConfigurationNeeded | ConfigurationAndSWHardeningNeeded
+    ) || !matches!(launch.status, OutOfDate | OutOfDateConfigurationNeeded)
+        || launch.module_status != Some(OutOfDate)
+    {
+        return Ok(false);
+    }
+    let Some(latest_tdx) = tcb.tcb_levels.first().and_then(|l| l.tdx_components) else {
+        return Ok(false);
+    };
+    let module_ok = if svn2[1] == 0 {
+        svn2[0] >= latest_tdx[0]
+    } else {
+        let want = format!("TDX_{:02X}", svn2[1]);
+        let ident = tcb
+            .tdx_module_identities
+            .iter()
+            .find(|i| i.id == want)
+            .ok_or(EvidenceError::TdxModuleMismatch(
+                "no TDX module identity for the module's major version",
+            ))?;
+        let Some(latest) = ident.tcb_levels.iter().map(|l| l.isv_svn).max() else {
+            return Ok(false);
+        };
+        u16::from(svn2[0]) >= latest
+    };
+    Ok(module_ok && svn2[2] >= latest_tdx[2])
+}
+
+/// The launch and current statuses of a TD 1.5 (dcap-qvl's reading of
+/// Intel's `checkForRelaunch`): launched out of date but current now means
+/// a relaunch would bring the TD up to date. Applied only where
+/// [`intel_advises_relaunch`] agrees.
 fn check_for_relaunch(launch: TcbStatus, current: TcbStatus) -> TcbStatus {
     use TcbStatus::*;
     let needs_configuration = |s| {
@@ -819,6 +883,36 @@ mod tests {
             st(eval(&col, 6, 3)),
             Err(EvidenceError::TdxTcbRevoked("the TCB the TD launched on"))
         );
+    }
+
+    /// Intel's rule is narrower than "launch out of date, current not": a
+    /// launch made out of date by a platform TDX component, with the module
+    /// up to date, is not advised to relaunch; it stays `OutOfDate`.
+    #[test]
+    fn relaunch_needs_an_out_of_date_module() {
+        let (vq, mut col) = fixture();
+        // The lower platform level accepts TDX component 2 = 1.
+        if let Some(t) = col.tcb_info.parsed.tcb_levels[1].tdx_components.as_mut() {
+            t[2] = 1;
+        }
+        let b = &vq.quote.body;
+        let qe = &vq.quote.qe_report;
+        let eval = |launch: [u8; 3], current: [u8; 3]| {
+            let (mut svn, mut svn2) = (b.tee_tcb_svn, b.tee_tcb_svn);
+            svn[..3].copy_from_slice(&launch);
+            svn2[..3].copy_from_slice(&current);
+            let mut i = input(&vq, &svn, &b.mrsignerseam, qe);
+            if let Some(td) = i.td.as_mut() {
+                td.tee_tcb_svn2 = Some(&svn2);
+            }
+            evaluate(&i, &col).map(|e| e.status)
+        };
+        // Module up to date (minor 6), platform component 2 old at launch.
+        assert_eq!(eval([6, 1, 1], [6, 1, 2]), Ok(TcbStatus::OutOfDate));
+        // Module out of date at launch (minor 3), current on the latest.
+        assert_eq!(eval([3, 1, 1], [6, 1, 2]), Ok(TcbStatus::TDRelaunchAdvised));
+        // ... but not when the current TDX component 2 is behind the latest level.
+        assert_eq!(eval([3, 1, 1], [6, 1, 1]), Ok(TcbStatus::OutOfDate));
     }
 
     /// A matched level whose status its structure cannot carry is refused,
