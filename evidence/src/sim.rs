@@ -395,8 +395,8 @@ impl SimTee {
 /// TD 1.0 body, QE vendor ID [`SIM_QE_VENDOR_ID`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SimQuoteOptions {
-    /// The QE vendor ID in the header ([`INTEL_QE_VENDOR_ID`] for a quote
-    /// another DCAP verifier is to read).
+    /// The QE vendor ID in the header (default [`SIM_QE_VENDOR_ID`], which
+    /// is Intel's, as real quotes carry).
     pub qe_vendor_id: [u8; 16],
     /// `Some`: a quote v5 with a TD 1.5 body carrying these fields.
     pub td15: Option<SimTd15>,

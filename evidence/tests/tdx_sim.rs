@@ -354,3 +354,45 @@ fn known_answer_zero_seed() {
         "c30647a63d3205fa1abbd9a4e2e6a1a7849ea68a949706c6e1cbf2756b558943"
     );
 }
+
+/// Under Intel's root, a quote must name Intel's QE and its leaf must be an
+/// SGX PCK Certificate by name (Intel's QVL): the simulated chain, configured
+/// as if its root were Intel's, passes neither.
+#[test]
+fn intel_root_needs_intel_qe_and_a_pck_leaf() {
+    use tl_evidence::sim::{SimQuoteOptions, INTEL_QE_VENDOR_ID};
+    use tl_evidence::tdx::verify::verify_quote_signatures;
+    let sim = SimTee::from_seed(SEED);
+    let as_intel = TrustAnchors::intel(sim.root_certificate_der());
+    let m = SimMeasurements::default();
+    let err = |q: &[u8]| {
+        verify_quote_signatures(q, &as_intel, NOW)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let mut other_vendor = INTEL_QE_VENDOR_ID;
+    other_vendor[0] ^= 1;
+    let other_qe = SimQuoteOptions {
+        qe_vendor_id: other_vendor,
+        ..SimQuoteOptions::default()
+    };
+    assert_eq!(
+        err(&sim.tdx_quote_with(&[0; 64], &m, &other_qe)),
+        Err("unsupported evidence: QE vendor ID is not Intel's".into())
+    );
+    let intel_qe = SimQuoteOptions::default();
+    assert_eq!(intel_qe.qe_vendor_id, INTEL_QE_VENDOR_ID);
+    assert_eq!(
+        err(&sim.tdx_quote_with(&[0; 64], &m, &intel_qe)),
+        Err(
+            "TDX PCK certificate chain invalid: leaf subject does not name an SGX PCK Certificate"
+                .into()
+        )
+    );
+    // The same quotes under the simulated root: both checks are Intel's only.
+    let sim_root = TrustAnchors::simulated(sim.root_certificate_der());
+    assert!(
+        verify_quote_signatures(&sim.tdx_quote_with(&[0; 64], &m, &intel_qe), &sim_root, NOW)
+            .is_ok()
+    );
+}

@@ -24,7 +24,7 @@
 //! 5. the QE report against the QE identity: MRSIGNER, ISVPRODID,
 //!    MISCSELECT and ATTRIBUTES under their masks
 //!    (`TDX_QE_IDENTITY_MISMATCH`), and its ISVSVN selects the QE TCB level;
-//! 6. TDX only: MRSIGNERSEAM and SEAMATTRIBUTES (masked) against the TDX
+//! 6. TDX only: MRSIGNERSEAM and SEAMATTRIBUTES (all zero, as the identity's) against the TDX
 //!    module identity of the module's major version (TEE_TCB_SVN[1]; the
 //!    top-level `tdxModule` when it is 0) (`TDX_MODULE_MISMATCH`), and the
 //!    module's TCB level by its minor SVN (TEE_TCB_SVN[0]);
@@ -488,7 +488,10 @@ fn qe_level<'a>(r: &QeReport, id: &'a collateral::QeIdentity) -> Result<&'a IsvT
     if r.isv_prod_id != id.isv_prod_id {
         return Err(EvidenceError::TdxQeIdentityMismatch("ISVPRODID"));
     }
-    if r.misc_select & id.miscselect_mask != id.miscselect & id.miscselect_mask {
+    // The report's value under the identity's mask must equal the
+    // identity's value as published (Intel's EnclaveReportVerifier: a value
+    // with bits outside its own mask never matches).
+    if r.misc_select & id.miscselect_mask != id.miscselect {
         return Err(EvidenceError::TdxQeIdentityMismatch("MISCSELECT"));
     }
     let attrs_ok = r
@@ -496,7 +499,7 @@ fn qe_level<'a>(r: &QeReport, id: &'a collateral::QeIdentity) -> Result<&'a IsvT
         .iter()
         .zip(&id.attributes)
         .zip(&id.attributes_mask)
-        .all(|((a, e), m)| a & m == e & m);
+        .all(|((a, e), m)| a & m == *e);
     if !attrs_ok {
         return Err(EvidenceError::TdxQeIdentityMismatch("ATTRIBUTES"));
     }
@@ -531,12 +534,13 @@ fn tdx_module_level<'a>(
         if *td.mrsignerseam != m.mrsigner {
             return Err(EvidenceError::TdxModuleMismatch("MRSIGNERSEAM"));
         }
+        // Intel's QVL (4.1.2.4.11.2): every SEAMATTRIBUTES byte zero and
+        // equal to the identity's, mask or no mask.
         let ok = td
             .seam_attributes
             .iter()
             .zip(&m.attributes)
-            .zip(&m.attributes_mask)
-            .all(|((a, e), k)| a & k == e & k);
+            .all(|(a, e)| *a == 0 && a == e);
         if !ok {
             return Err(EvidenceError::TdxModuleMismatch("SEAMATTRIBUTES"));
         }
@@ -690,6 +694,50 @@ mod tests {
         assert_eq!(
             qe_level(&r, &col.qe_identity.parsed),
             Err(EvidenceError::TdxTcbLevelNotFound("QE identity"))
+        );
+    }
+
+    /// SEAMATTRIBUTES must be zero and equal to the identity's, whatever
+    /// the mask; identity values with bits outside their own mask never
+    /// match (Intel's QVL).
+    #[test]
+    fn unmasked_identity_values() {
+        let (vq, mut col) = fixture();
+        let b = &vq.quote.body;
+        let qe = &vq.quote.qe_report;
+        let mut seam = [0u8; 8];
+        seam[7] = 0x80;
+        let mut i = input(&vq, &b.tee_tcb_svn, &b.mrsignerseam, qe);
+        if let Some(td) = i.td.as_mut() {
+            td.seam_attributes = &seam;
+        }
+        // Even with the bit outside the identity's mask.
+        tdx_01(&mut col).module.attributes_mask[7] = 0x7f;
+        assert_eq!(
+            evaluate(&i, &col).map(|e| e.status),
+            Err(EvidenceError::TdxModuleMismatch("SEAMATTRIBUTES"))
+        );
+        let mut col2 = col.clone();
+        tdx_01(&mut col2).module.attributes[7] = 0x80;
+        assert_eq!(
+            evaluate(&i, &col2).map(|e| e.status),
+            Err(EvidenceError::TdxModuleMismatch("SEAMATTRIBUTES"))
+        );
+        // QE identity ATTRIBUTES with a bit its own mask removes.
+        let mut id = col.qe_identity.parsed.clone();
+        id.attributes[0] |= 0x04; // mask FB: bit 2 is not compared
+        let mut r = qe.clone();
+        r.attributes[0] |= 0x04;
+        assert_eq!(
+            qe_level(&r, &id),
+            Err(EvidenceError::TdxQeIdentityMismatch("ATTRIBUTES"))
+        );
+        let mut id = col.qe_identity.parsed.clone();
+        id.miscselect = 1;
+        id.miscselect_mask = !1;
+        assert_eq!(
+            qe_level(qe, &id),
+            Err(EvidenceError::TdxQeIdentityMismatch("MISCSELECT"))
         );
     }
 

@@ -160,6 +160,11 @@ pub fn verify_sgx_quote(
             "SGX quotes are verified against the Intel root only",
         ));
     }
+    if !x509::subject_contains(leaf, b"SGX PCK Certificate") {
+        return Err(EvidenceError::TdxPckChain(
+            "leaf subject does not name an SGX PCK Certificate",
+        ));
+    }
     let root = anchors
         .intel_root_der
         .as_deref()

@@ -84,11 +84,16 @@ pub fn verify_parsed(quote: Quote, anchors: &TrustAnchors, now_unix: u64) -> Res
         return Err(EvidenceError::TdxPckChain("empty chain"));
     };
     let anchor = anchors.match_top(top, now_unix)?;
-    // Intel's PCK chain vouches for Intel's quoting enclave only. (The
-    // simulated TEE names its own vendor, or Intel's for tests that hold
-    // this verifier against another one.)
+    // Intel's PCK chain vouches for Intel's quoting enclave only.
     if anchor == AnchorKind::Intel && quote.header.qe_vendor_id != super::INTEL_QE_VENDOR_ID {
         return Err(EvidenceError::Unsupported("QE vendor ID is not Intel's"));
+    }
+    // Intel's QVL (4.1.2.4.4): the leaf under Intel's root is a PCK
+    // certificate by name, not another certificate Intel's CAs issued.
+    if anchor == AnchorKind::Intel && !x509::subject_contains(leaf, b"SGX PCK Certificate") {
+        return Err(EvidenceError::TdxPckChain(
+            "leaf subject does not name an SGX PCK Certificate",
+        ));
     }
 
     // 2. The QE report, signed by the PCK key.

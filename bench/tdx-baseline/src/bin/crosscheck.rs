@@ -169,10 +169,7 @@ fn variant(name: impl Into<String>) -> Variant {
     Variant {
         name: name.into(),
         m: SimMeasurements::default(),
-        q: SimQuoteOptions {
-            qe_vendor_id: tl_evidence::sim::INTEL_QE_VENDOR_ID,
-            ..SimQuoteOptions::default()
-        },
+        q: SimQuoteOptions::default(),
         platform: TcbStatus::UpToDate,
         edit: Box::new(|_, _| {}),
     }
