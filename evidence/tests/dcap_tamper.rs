@@ -193,6 +193,31 @@ fn issuer_chain_swapped_for_another_chain() {
         run(&j).expect_err("bad chain").code(),
         "TDX_COLLATERAL_CHAIN"
     );
+    // Each issuer chain is exactly its signer and the root (Intel's QVL):
+    // the signer alone does not parse, the root twice is refused though it
+    // links.
+    let short = EvidenceError::TdxCollateralChain(
+        "an issuer chain is not its signer and the root (2 certificates)",
+    );
+    for key in [
+        "tcb_info_issuer_chain",
+        "qe_identity_issuer_chain",
+        "pck_crl_issuer_chain",
+    ] {
+        let c = get(&collateral_json(), key);
+        let first = &c[..c.find(end).expect("PEM") + end.len()];
+        let root = &c[c.find(end).expect("PEM") + end.len()..];
+        let mut j = collateral_json();
+        set(&mut j, key, first.to_string());
+        assert_eq!(
+            run(&j).map_err(|e| e.code()),
+            Err("TDX_COLLATERAL_MALFORMED"),
+            "{key}: signer alone"
+        );
+        let mut j = collateral_json();
+        set(&mut j, key, format!("{c}{root}"));
+        assert_eq!(run(&j), Err(short.clone()), "{key}: root twice");
+    }
 }
 
 #[test]

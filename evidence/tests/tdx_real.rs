@@ -284,3 +284,61 @@ fn real_quote_tampering() {
         assert_eq!(code(&raw[..n]), Err("EVIDENCE_MALFORMED"), "len {n}");
     }
 }
+
+/// `q` (a v4 quote) with its PCK chain replaced by `chain` and every length
+/// in front of it fixed up. Nothing of it is signed by the attestation key.
+fn with_pck_chain(q: &[u8], chain: &[u8]) -> Vec<u8> {
+    let begin = b"-----BEGIN CERTIFICATE-----";
+    let start = q
+        .windows(begin.len())
+        .position(|w| w == begin)
+        .expect("PEM chain");
+    let le32 = |b: &[u8]| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize;
+    let old = le32(&q[start - 4..start]);
+    let mut out = q[..start].to_vec();
+    out.extend_from_slice(chain);
+    out.extend_from_slice(&q[start + old..]);
+    let fix = |out: &mut Vec<u8>, at: usize| {
+        let v = le32(&out[at..at + 4]) + chain.len() - old;
+        out[at..at + 4].copy_from_slice(&(v as u32).to_le_bytes());
+    };
+    // Inner (PCK chain) length, outer certification data length (after
+    // signature, attestation key and type), signature data length.
+    let sig_at = 48 + 584;
+    out[start - 4..start].copy_from_slice(&(chain.len() as u32).to_le_bytes());
+    fix(&mut out, sig_at + 4 + 64 + 64 + 2);
+    fix(&mut out, sig_at);
+    out
+}
+
+/// Intel's QVL takes a PCK chain of exactly leaf, PCK CA and root.
+#[test]
+fn pck_chain_is_exactly_three_certificates() {
+    let raw = data("tdx/dcap-qvl/tdx_quote");
+    let now = 1_752_919_234;
+    let q = Quote::parse(&raw).expect("parses");
+    let pem = String::from_utf8(q.pck_chain_pem.clone()).expect("PEM");
+    let end = "-----END CERTIFICATE-----";
+    let certs: Vec<&str> = pem
+        .split_inclusive(end)
+        .filter(|c| c.contains(end))
+        .collect();
+    assert_eq!(certs.len(), 3);
+    let code = |chain: String| {
+        verify_quote_signatures(&with_pck_chain(&raw, chain.as_bytes()), &intel(), now)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    // The helper itself: the same chain gives the same quote, which verifies.
+    assert_eq!(with_pck_chain(&raw, &q.pck_chain_pem), raw);
+    assert_eq!(code(certs.concat()), Ok(()));
+    let want = Err(
+        "TDX PCK certificate chain invalid: not a leaf, PCK CA and root (3 certificates)".into(),
+    );
+    assert_eq!(code(certs[..2].concat()), want, "root left out");
+    assert_eq!(
+        code(format!("{}{}", certs.concat(), certs[2])),
+        want,
+        "root twice"
+    );
+}

@@ -144,6 +144,12 @@ fn check_collateral(col: &TdxCollateral, root: &P256Cert, root_der: &[u8], now: 
         &col.qe_identity_chain,
         &col.pck_crl_chain,
     ];
+    // Intel's QVL: each issuer chain is its signer and the root, no more.
+    if chains.iter().any(|c| c.len() != 2) {
+        return Err(EvidenceError::TdxCollateralChain(
+            "an issuer chain is not its signer and the root (2 certificates)",
+        ));
+    }
     if col.signatures_checked_for.get().map(Vec::as_slice) == Some(root_der) {
         root.check_validity(now)?;
         for c in chains.iter().flat_map(|c| c.iter()) {

@@ -151,6 +151,11 @@ pub fn verify_sgx_quote(
             )
         })
         .collect::<Result<Vec<_>>>()?;
+    if chain.len() != 3 {
+        return Err(EvidenceError::TdxPckChain(
+            "not a leaf, PCK CA and root (3 certificates)",
+        ));
+    }
     x509::check_links(&chain, now_unix)?;
     let (Some(leaf), Some(top)) = (chain.first(), chain.last()) else {
         return Err(EvidenceError::TdxPckChain("empty chain"));

@@ -79,6 +79,12 @@ pub fn verify_parsed(quote: Quote, anchors: &TrustAnchors, now_unix: u64) -> Res
             )
         })
         .collect::<Result<Vec<_>>>()?;
+    // Intel's QVL: leaf, PCK CA and root, no more and no fewer.
+    if chain.len() != 3 {
+        return Err(EvidenceError::TdxPckChain(
+            "not a leaf, PCK CA and root (3 certificates)",
+        ));
+    }
     x509::check_links(&chain, now_unix)?;
     let (Some(leaf), Some(top)) = (chain.first(), chain.last()) else {
         return Err(EvidenceError::TdxPckChain("empty chain"));
