@@ -317,11 +317,7 @@ fn evaluate(input: &DcapInput<'_>, col: &TdxCollateral) -> Result<TcbEvaluation>
         }
     }
     let mut advisory_ids = launch.advisory_ids.clone();
-    for id in &qe.advisory_ids {
-        if !advisory_ids.contains(id) {
-            advisory_ids.push(id.clone());
-        }
-    }
+    add_advisories(&mut advisory_ids, &qe.advisory_ids);
     Ok(TcbEvaluation {
         status,
         advisory_ids,
@@ -370,11 +366,7 @@ fn tdx_level(
     if let Some(m) = module {
         c.status = converge(c.status, m.status);
         c.module_status = Some(m.status);
-        for id in &m.advisory_ids {
-            if !c.advisory_ids.contains(id) {
-                c.advisory_ids.push(id.clone());
-            }
-        }
+        add_advisories(&mut c.advisory_ids, &m.advisory_ids);
         let date = |d: &str| time::parse_rfc3339_utc(d);
         if let (Some(module), Some(platform)) = (date(&m.tcb_date), date(&c.tcb_date)) {
             if module < platform {
@@ -440,14 +432,7 @@ fn intel_advises_relaunch(
     let module_ok = if svn2[1] == 0 {
         svn2[0] >= latest_tdx[0]
     } else {
-        let want = format!("TDX_{:02X}", svn2[1]);
-        let ident = tcb
-            .tdx_module_identities
-            .iter()
-            .find(|i| i.id == want)
-            .ok_or(EvidenceError::TdxModuleMismatch(
-                "no TDX module identity for the module's major version",
-            ))?;
+        let ident = module_identity(tcb, svn2[1])?;
         let Some(latest) = ident.tcb_levels.iter().map(|l| l.isv_svn).max() else {
             return Ok(false);
         };
@@ -558,14 +543,7 @@ fn tdx_module_level<'a>(
         }
         return Ok(None);
     }
-    let want = format!("TDX_{major:02X}");
-    let ident = tcb
-        .tdx_module_identities
-        .iter()
-        .find(|i| i.id == want)
-        .ok_or(EvidenceError::TdxModuleMismatch(
-            "no TDX module identity for the module's major version",
-        ))?;
+    let ident = module_identity(tcb, major)?;
     check(&ident.module)?;
     let l = ident
         .tcb_levels
@@ -582,6 +560,26 @@ fn tdx_module_level<'a>(
         ));
     }
     Ok(Some(l))
+}
+
+/// The module identity `TDX_%02X` of a module major version (> 0).
+fn module_identity(tcb: &TcbInfo, major: u8) -> Result<&collateral::TdxModuleIdentity> {
+    let want = format!("TDX_{major:02X}");
+    tcb.tdx_module_identities
+        .iter()
+        .find(|i| i.id == want)
+        .ok_or(EvidenceError::TdxModuleMismatch(
+            "no TDX module identity for the module's major version",
+        ))
+}
+
+/// Append the IDs of `more` not yet in `ids`, in order.
+fn add_advisories(ids: &mut Vec<String>, more: &[String]) {
+    for id in more {
+        if !ids.contains(id) {
+            ids.push(id.clone());
+        }
+    }
 }
 
 /// The first platform TCB level the PCK (and TEE_TCB_SVN) meet.
