@@ -64,9 +64,7 @@ pub const SIM_CPU_SVN_COMPONENTS: [u8; 16] = [3, 3, 2, 2, 4, 1, 0, 3, 0, 0, 0, 0
 /// PCESVN in the simulated PCK certificate.
 pub const SIM_PCE_SVN: u16 = 13;
 /// QE vendor ID written into simulated quotes (Intel's, as in real quotes).
-pub const SIM_QE_VENDOR_ID: [u8; 16] = [
-    0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07,
-];
+pub const SIM_QE_VENDOR_ID: [u8; 16] = crate::tdx::INTEL_QE_VENDOR_ID;
 
 const HKDF_SALT: &[u8] = b"trusted-loader/sim-tee/v1";
 

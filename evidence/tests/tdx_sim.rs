@@ -178,6 +178,8 @@ fn every_signed_byte_is_covered() {
         let expect: &[&str] = match i {
             // version, attestation key type, TEE type
             0..=7 => &["EVIDENCE_UNSUPPORTED", "EVIDENCE_MALFORMED"],
+            // QE vendor ID: Intel's only, checked before any signature
+            12..=27 => &["EVIDENCE_UNSUPPORTED"],
             _ => &["TDX_QUOTE_SIGNATURE"],
         };
         assert!(expect.contains(&c), "byte {i}: {c}");
@@ -355,9 +357,10 @@ fn known_answer_zero_seed() {
     );
 }
 
-/// Under Intel's root, a quote must name Intel's QE and its leaf must be an
-/// SGX PCK Certificate by name (Intel's QVL): the simulated chain, configured
-/// as if its root were Intel's, passes neither.
+/// A quote must name Intel's QE (Intel's QVL checks every quote), and under
+/// Intel's root its leaf must be an SGX PCK Certificate by name: the
+/// simulated chain, configured as if its root were Intel's, fails the
+/// second.
 #[test]
 fn intel_root_needs_intel_qe_and_a_pck_leaf() {
     use tl_evidence::sim::{SimQuoteOptions, INTEL_QE_VENDOR_ID};
@@ -389,8 +392,14 @@ fn intel_root_needs_intel_qe_and_a_pck_leaf() {
                 .into()
         )
     );
-    // The same quotes under the simulated root: both checks are Intel's only.
+    // Under the simulated root the leaf's name is not asked for; the vendor is.
     let sim_root = TrustAnchors::simulated(sim.root_certificate_der());
+    assert_eq!(
+        verify_quote_signatures(&sim.tdx_quote_with(&[0; 64], &m, &other_qe), &sim_root, NOW)
+            .map(|_| ())
+            .map_err(|e| e.code()),
+        Err("EVIDENCE_UNSUPPORTED")
+    );
     assert!(
         verify_quote_signatures(&sim.tdx_quote_with(&[0; 64], &m, &intel_qe), &sim_root, NOW)
             .is_ok()

@@ -20,7 +20,7 @@ use crate::error::EvidenceError;
 use crate::tdx::verify::PckInfo;
 use crate::tdx::{QeReport, ATT_KEY_TYPE_ECDSA_P256, CERT_DATA_PCK_CHAIN, SGX_REPORT_LEN};
 use crate::verify::{AnchorKind, TrustAnchors};
-use crate::x509::{self, P256Cert};
+use crate::x509::P256Cert;
 
 type Result<T> = core::result::Result<T, EvidenceError>;
 
@@ -141,33 +141,12 @@ pub fn verify_sgx_quote(
     now_unix: u64,
 ) -> Result<VerifiedSgxQuote> {
     let q = SgxQuote::parse(quote)?;
-    let ders = x509::pem_certificates(&q.pck_chain_pem)?;
-    let chain = ders
-        .iter()
-        .map(|d| {
-            P256Cert::parse(
-                d,
-                EvidenceError::TdxPckChain("certificate is not a P-256 ECDSA certificate"),
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
-    if chain.len() != 3 {
-        return Err(EvidenceError::TdxPckChain(
-            "not a leaf, PCK CA and root (3 certificates)",
-        ));
-    }
-    x509::check_links(&chain, now_unix)?;
-    let (Some(leaf), Some(top)) = (chain.first(), chain.last()) else {
-        return Err(EvidenceError::TdxPckChain("empty chain"));
-    };
-    if anchors.match_top(top, now_unix)? != AnchorKind::Intel {
+    let (chain, anchor) = crate::tdx::verify::pck_chain(&q.pck_chain_pem, anchors, now_unix)?;
+    // pck_chain returns exactly three certificates, the leaf first.
+    let leaf = &chain[0];
+    if anchor != AnchorKind::Intel {
         return Err(EvidenceError::Unsupported(
             "SGX quotes are verified against the Intel root only",
-        ));
-    }
-    if !x509::subject_contains(leaf, b"SGX PCK Certificate") {
-        return Err(EvidenceError::TdxPckChain(
-            "leaf subject does not name an SGX PCK Certificate",
         ));
     }
     let root = anchors
@@ -190,6 +169,7 @@ pub fn verify_sgx_quote(
         .verify(&q.signed, &q.signature)
         .map_err(|_| EvidenceError::TdxQuoteSignature)?;
     let pck = pck_info(leaf)?;
+    let ders: Vec<Vec<u8>> = chain.into_iter().map(|c| c.der).collect();
     let tcb = appraise(
         &DcapInput {
             td: None,

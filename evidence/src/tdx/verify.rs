@@ -68,39 +68,15 @@ pub fn verify_quote_signatures(
 
 /// [`verify_quote_signatures`] on an already parsed quote.
 pub fn verify_parsed(quote: Quote, anchors: &TrustAnchors, now_unix: u64) -> Result<VerifiedQuote> {
-    // 1. The PCK chain up to a trust anchor.
-    let ders = x509::pem_certificates(&quote.pck_chain_pem)?;
-    let chain = ders
-        .iter()
-        .map(|d| {
-            P256Cert::parse(
-                d,
-                EvidenceError::TdxPckChain("certificate is not a P-256 ECDSA certificate"),
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
-    // Intel's QVL: leaf, PCK CA and root, no more and no fewer.
-    if chain.len() != 3 {
-        return Err(EvidenceError::TdxPckChain(
-            "not a leaf, PCK CA and root (3 certificates)",
-        ));
-    }
-    x509::check_links(&chain, now_unix)?;
-    let (Some(leaf), Some(top)) = (chain.first(), chain.last()) else {
-        return Err(EvidenceError::TdxPckChain("empty chain"));
-    };
-    let anchor = anchors.match_top(top, now_unix)?;
-    // Intel's PCK chain vouches for Intel's quoting enclave only.
-    if anchor == AnchorKind::Intel && quote.header.qe_vendor_id != super::INTEL_QE_VENDOR_ID {
+    // Intel's quoting enclave only, as Intel's QVL validates every quote
+    // (the simulated TEE names Intel's too).
+    if quote.header.qe_vendor_id != super::INTEL_QE_VENDOR_ID {
         return Err(EvidenceError::Unsupported("QE vendor ID is not Intel's"));
     }
-    // Intel's QVL (4.1.2.4.4): the leaf under Intel's root is a PCK
-    // certificate by name, not another certificate Intel's CAs issued.
-    if anchor == AnchorKind::Intel && !x509::subject_contains(leaf, b"SGX PCK Certificate") {
-        return Err(EvidenceError::TdxPckChain(
-            "leaf subject does not name an SGX PCK Certificate",
-        ));
-    }
+    // 1. The PCK chain up to a trust anchor.
+    let (chain, anchor) = pck_chain(&quote.pck_chain_pem, anchors, now_unix)?;
+    // pck_chain returns exactly three certificates, the leaf first.
+    let leaf = &chain[0];
 
     // 2. The QE report, signed by the PCK key.
     UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &leaf.public_key)
@@ -131,6 +107,40 @@ pub fn verify_parsed(quote: Quote, anchors: &TrustAnchors, now_unix: u64) -> Res
         pck,
         pck_chain_der: chain.into_iter().map(|c| c.der).collect(),
     })
+}
+
+/// A quote's PCK chain (PEM, leaf first) up to a trust anchor, as TDX and
+/// SGX quotes carry it: exactly leaf, PCK CA and root (Intel's QVL), each
+/// link valid at `now_unix`, the top a configured anchor; under Intel's
+/// root the leaf must be named an SGX PCK Certificate (QVL 4.1.2.4.4), not
+/// another certificate Intel's CAs issued.
+pub(crate) fn pck_chain(
+    pem: &[u8],
+    anchors: &TrustAnchors,
+    now_unix: u64,
+) -> Result<(Vec<P256Cert>, AnchorKind)> {
+    let chain = x509::pem_certificates(pem)?
+        .iter()
+        .map(|d| {
+            P256Cert::parse(
+                d,
+                EvidenceError::TdxPckChain("certificate is not a P-256 ECDSA certificate"),
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let [leaf, _, top] = chain.as_slice() else {
+        return Err(EvidenceError::TdxPckChain(
+            "not a leaf, PCK CA and root (3 certificates)",
+        ));
+    };
+    x509::check_links(&chain, now_unix)?;
+    let anchor = anchors.match_top(top, now_unix)?;
+    if anchor == AnchorKind::Intel && !x509::subject_contains(leaf, b"SGX PCK Certificate") {
+        return Err(EvidenceError::TdxPckChain(
+            "leaf subject does not name an SGX PCK Certificate",
+        ));
+    }
+    Ok((chain, anchor))
 }
 
 /// Read FMSPC, PCE-ID and the TCB from the PCK leaf's SGX extension.

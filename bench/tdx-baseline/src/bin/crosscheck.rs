@@ -37,6 +37,8 @@ fn data(rel: &str) -> Vec<u8> {
     }
 }
 
+const INTEL_ROOT: &[u8] = tl_evidence::INTEL_SGX_ROOT_CA_DER;
+
 /// A verdict: accepted with (TCB status, advisory IDs), or rejected with why.
 type Verdict = Result<(String, Vec<String>), String>;
 
@@ -116,6 +118,12 @@ fn ours(quote: &[u8], col: &TdxCollateral, now: u64, sgx: bool) -> Verdict {
             .map(|v| (format!("{:?}", v.tcb.status), v.tcb.advisory_ids))
             .map_err(|e| e.code().to_string());
     }
+    ours_tdx(quote, anchors, col, now)
+}
+
+/// A TDX quote through `verify_bundle`; a TD under debug counts as
+/// rejected, as dcap-qvl's default does.
+fn ours_tdx(quote: &[u8], anchors: TrustAnchors, col: &TdxCollateral, now: u64) -> Verdict {
     let bundle = EvidenceBundle::new(CpuEvidence {
         kind: CpuEvidenceKind::TdxQuote,
         quote: quote.to_vec(),
@@ -123,15 +131,17 @@ fn ours(quote: &[u8], col: &TdxCollateral, now: u64, sgx: bool) -> Verdict {
     });
     let mut opts = VerifyOptions::new(now, anchors);
     opts.collateral = Some(Collateral::tdx(col.clone()));
-    verify_bundle(&bundle, &opts)
-        .map(|v| (format!("{:?}", v.claims.tcb_status), v.claims.advisory_ids))
-        .map_err(|e| e.code().to_string())
+    match verify_bundle(&bundle, &opts) {
+        Ok(v) if v.claims.debug => Err("TD under debug".into()),
+        Ok(v) => Ok((format!("{:?}", v.claims.tcb_status), v.claims.advisory_ids)),
+        Err(e) => Err(e.code().to_string()),
+    }
 }
 
-fn reference(quote: &[u8], col: &dcap_qvl::QuoteCollateralV3, now: u64) -> Verdict {
-    match catch_unwind(AssertUnwindSafe(|| {
-        dcap_qvl::verify::verify(quote, col, now)
-    })) {
+/// dcap-qvl's verdict with `root` as its only anchor.
+fn reference(root: &[u8], quote: &[u8], col: &dcap_qvl::QuoteCollateralV3, now: u64) -> Verdict {
+    let verifier = dcap_qvl::verify::QuoteVerifier::new(root.to_vec());
+    match catch_unwind(AssertUnwindSafe(|| verifier.verify(quote, col, now))) {
         Ok(Ok(r)) => {
             let mut adv = r.advisory_ids;
             adv.sort();
@@ -327,34 +337,6 @@ fn variants() -> Vec<Variant> {
     out
 }
 
-fn ours_sim(sim: &SimTee, quote: &[u8], col: &TdxCollateral) -> Verdict {
-    let bundle = EvidenceBundle::new(CpuEvidence {
-        kind: CpuEvidenceKind::TdxQuote,
-        quote: quote.to_vec(),
-        certificates: vec![],
-    });
-    let mut opts = VerifyOptions::new(SIM_NOW, TrustAnchors::simulated(sim.root_certificate_der()));
-    opts.collateral = Some(Collateral::tdx(col.clone()));
-    match verify_bundle(&bundle, &opts) {
-        Ok(v) if v.claims.debug => Err("TD under debug".into()),
-        Ok(v) => Ok((format!("{:?}", v.claims.tcb_status), v.claims.advisory_ids)),
-        Err(e) => Err(e.code().to_string()),
-    }
-}
-
-fn reference_sim(root: &[u8], quote: &[u8], col: &dcap_qvl::QuoteCollateralV3) -> Verdict {
-    let verifier = dcap_qvl::verify::QuoteVerifier::new(root.to_vec());
-    match catch_unwind(AssertUnwindSafe(|| verifier.verify(quote, col, SIM_NOW))) {
-        Ok(Ok(r)) => {
-            let mut adv = r.advisory_ids;
-            adv.sort();
-            Ok((r.status, adv))
-        }
-        Ok(Err(e)) => Err(format!("{e:#}")),
-        Err(_) => Err("dcap-qvl panicked".into()),
-    }
-}
-
 /// The simulated variants through both verifiers; disagreements go to
 /// `failures`. Returns the summary.
 fn simulated(failures: &mut Vec<String>) -> serde_json::Value {
@@ -370,12 +352,17 @@ fn simulated(failures: &mut Vec<String>) -> serde_json::Value {
         let json = sim.tdx_collateral_json_edited(&o, |t, q| (v.edit)(t, q));
         let quote = sim.tdx_quote_with(&[0x11; 64], &v.m, &v.q);
         let a = match TdxCollateral::from_json(&json) {
-            Ok(col) => sorted(ours_sim(&sim, &quote, &col)),
+            Ok(col) => sorted(ours_tdx(
+                &quote,
+                TrustAnchors::simulated(root.clone()),
+                &col,
+                SIM_NOW,
+            )),
             Err(e) => Err(e.code().to_string()),
         };
         let qcol: dcap_qvl::QuoteCollateralV3 =
             serde_json::from_slice(&json).expect("dcap-qvl reads simulated collateral");
-        let b = reference_sim(&root, &quote, &qcol);
+        let b = reference(&root, &quote, &qcol, SIM_NOW);
         match (&a, &b) {
             (Ok(x), Ok(y)) if x == y => {
                 accepted += 1;
@@ -420,7 +407,7 @@ fn main() {
             serde_json::from_slice(&col_json).expect("dcap-qvl reads the collateral");
 
         let a = sorted(ours(&quote, &col, c.now, c.sgx));
-        let b = reference(&quote, &qcol, c.now);
+        let b = reference(INTEL_ROOT, &quote, &qcol, c.now);
         let status = |v: &Verdict| v.as_ref().ok().map(|(s, _)| s.clone());
         if status(&a).as_deref() != c.expected {
             failures.push(format!(
@@ -447,7 +434,7 @@ fn main() {
                 let mut q = quote.clone();
                 q[i] ^= 1 << (i % 8);
                 let a = sorted(ours(&q, &col, c.now, c.sgx));
-                let b = reference(&q, &qcol, c.now);
+                let b = reference(INTEL_ROOT, &q, &qcol, c.now);
                 match (&a, &b) {
                     (Ok(x), Ok(y)) if x == y => both += 1,
                     (Ok(x), Ok(y)) => failures.push(format!(
