@@ -45,20 +45,8 @@ pub enum DcapTee {
     Sgx,
 }
 
-/// One platform TCB level of a TCB info (version 3).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TcbLevel {
-    /// SGX TCB component SVNs 1..16.
-    pub sgx_components: [u8; 16],
-    pub pce_svn: u16,
-    /// TDX TCB component SVNs (TDX TCB info only).
-    pub tdx_components: Option<[u8; 16]>,
-    pub tcb_date: String,
-    pub status: TcbStatus,
-    pub advisory_ids: Vec<String>,
-}
-
-/// Expected MRSIGNERSEAM and SEAMATTRIBUTES of a TDX module.
+/// Expected MRSIGNERSEAM and SEAMATTRIBUTES of a TDX module (the top-level
+/// `tdxModule` or one of `tdxModuleIdentities`), decoded from its hex.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TdxModule {
     pub mrsigner: [u8; 48],
@@ -66,57 +54,55 @@ pub struct TdxModule {
     pub attributes_mask: [u8; 8],
 }
 
-/// A TCB level by ISVSVN (TDX module identities and QE identity).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IsvTcbLevel {
-    pub isv_svn: u16,
-    pub tcb_date: String,
-    pub status: TcbStatus,
-    pub advisory_ids: Vec<String>,
-}
+impl TdxModule {
+    fn decode(mrsigner: &str, attributes: &str, attributes_mask: &str) -> Result<TdxModule> {
+        Ok(TdxModule {
+            mrsigner: fixed_hex(mrsigner, "TDX module mrsigner")?,
+            attributes: fixed_hex(attributes, "TDX module attributes")?,
+            attributes_mask: fixed_hex(attributes_mask, "TDX module attributes mask")?,
+        })
+    }
 
-/// One entry of `tdxModuleIdentities` (`TDX_01`, `TDX_03`, ...).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TdxModuleIdentity {
-    /// The id, upper-cased.
-    pub id: String,
-    pub module: TdxModule,
-    pub tcb_levels: Vec<IsvTcbLevel>,
+    /// The module values of a TDX module identity of the model.
+    pub fn of_identity(i: &dcap_qvl::tcb_info::TdxModuleIdentity) -> Result<TdxModule> {
+        Self::decode(&i.mrsigner, &i.attributes, &i.attributes_mask)
+    }
 }
 
 /// A parsed TCB info (version 3).
+///
+/// The document itself is dcap-qvl's model of Intel's JSON ([`TcbInfo::model`]),
+/// so the TCB-level rules of [`super::appraise`] run on the same data, with the
+/// same matching functions, as dcap-qvl's verifier. Parsing checks what
+/// those rules take for granted: 16 SGX (and, for TDX, 16 TDX) components in
+/// every level, statuses Intel publishes, hex fields of the right length,
+/// dates, bounded counts; then it sorts the levels into Intel's order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TcbInfo {
     pub tee: DcapTee,
-    pub version: u32,
     pub issue_date: u64,
     pub next_update: u64,
     pub fmspc: [u8; 6],
     pub pce_id: [u8; 2],
-    pub tcb_evaluation_data_number: u32,
+    /// The top-level `tdxModule`, decoded.
     pub tdx_module: Option<TdxModule>,
-    pub tdx_module_identities: Vec<TdxModuleIdentity>,
-    pub tcb_levels: Vec<TcbLevel>,
+    /// The whole document in dcap-qvl's model; `tcb_levels` best first in
+    /// Intel's order (SGX components, PCESVN, TDX components), whatever the
+    /// JSON order.
+    pub model: dcap_qvl::TcbInfo,
 }
 
-/// A parsed QE identity (version 2).
+/// A parsed QE identity (version 2): dcap-qvl's model of Intel's JSON
+/// ([`QeIdentity::model`]), checked, with its dates read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QeIdentity {
     pub tee: DcapTee,
-    pub version: u32,
     pub issue_date: u64,
     pub next_update: u64,
-    pub tcb_evaluation_data_number: u32,
-    /// MISCSELECT and its mask: the hex strings' four bytes read as a
-    /// little-endian u32, the byte order of the report's MISCSELECT (as
-    /// Intel's QVL `vectorToUint32` reads them).
-    pub miscselect: u32,
-    pub miscselect_mask: u32,
-    pub attributes: [u8; 16],
-    pub attributes_mask: [u8; 16],
-    pub mrsigner: [u8; 32],
-    pub isv_prod_id: u16,
-    pub tcb_levels: Vec<IsvTcbLevel>,
+    /// The document; `miscselect` and its mask are the hex strings' four
+    /// bytes in their order, the report's (little-endian) byte order, as
+    /// Intel's QVL `vectorToUint32` and dcap-qvl read them.
+    pub model: dcap_qvl::QeIdentity,
 }
 
 /// A JSON document with its exact signed bytes and ECDSA signature.
@@ -402,242 +388,126 @@ fn time(s: &str, what: &'static str) -> Result<u64> {
     parse_rfc3339_utc(s).ok_or_else(|| malformed(what))
 }
 
-fn status(s: &str) -> Result<TcbStatus> {
-    Ok(match s {
-        "UpToDate" => TcbStatus::UpToDate,
-        "SWHardeningNeeded" => TcbStatus::SWHardeningNeeded,
-        "ConfigurationNeeded" => TcbStatus::ConfigurationNeeded,
-        "ConfigurationAndSWHardeningNeeded" => TcbStatus::ConfigurationAndSWHardeningNeeded,
-        "OutOfDate" => TcbStatus::OutOfDate,
-        "OutOfDateConfigurationNeeded" => TcbStatus::OutOfDateConfigurationNeeded,
-        "Revoked" => TcbStatus::Revoked,
-        _ => return Err(malformed("unknown TCB status")),
-    })
-}
-
-// ---- TCB info JSON (version 3) ----
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TcbInfoJson {
-    id: String,
-    version: u32,
-    issue_date: String,
-    next_update: String,
-    fmspc: String,
-    pce_id: String,
-    tcb_evaluation_data_number: u32,
-    #[serde(default)]
-    tdx_module: Option<TdxModuleJson>,
-    #[serde(default)]
-    tdx_module_identities: Vec<TdxModuleIdentityJson>,
-    tcb_levels: Vec<TcbLevelJson>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TdxModuleJson {
-    mrsigner: String,
-    attributes: String,
-    attributes_mask: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TdxModuleIdentityJson {
-    id: String,
-    mrsigner: String,
-    attributes: String,
-    attributes_mask: String,
-    tcb_levels: Vec<IsvLevelJson>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct IsvLevelJson {
-    tcb: IsvTcbJson,
-    tcb_date: String,
-    tcb_status: String,
-    #[serde(default, rename = "advisoryIDs")]
-    advisory_ids: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct IsvTcbJson {
-    isvsvn: u16,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TcbLevelJson {
-    tcb: TcbJson,
-    tcb_date: String,
-    tcb_status: String,
-    #[serde(default, rename = "advisoryIDs")]
-    advisory_ids: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct TcbJson {
-    sgxtcbcomponents: Vec<SvnJson>,
-    pcesvn: u16,
-    #[serde(default)]
-    tdxtcbcomponents: Option<Vec<SvnJson>>,
-}
-
-#[derive(Deserialize)]
-struct SvnJson {
-    svn: u8,
-}
-
-fn svns(v: &[SvnJson], what: &'static str) -> Result<[u8; 16]> {
-    if v.len() != 16 {
-        return Err(malformed(what));
+/// The statuses Intel publishes in TCB info and QE identity levels
+/// (dcap-qvl's enum also holds the TD 1.5 relaunch statuses, which are
+/// results of appraisal, never collateral).
+fn published_status(s: dcap_qvl::TcbStatus) -> Result<()> {
+    use dcap_qvl::TcbStatus::*;
+    match s {
+        UpToDate
+        | SWHardeningNeeded
+        | ConfigurationNeeded
+        | ConfigurationAndSWHardeningNeeded
+        | OutOfDate
+        | OutOfDateConfigurationNeeded
+        | Revoked => Ok(()),
+        TDRelaunchAdvised | TDRelaunchAdvisedConfigurationNeeded => {
+            Err(malformed("unknown TCB status"))
+        }
     }
-    let mut out = [0u8; 16];
-    for (o, c) in out.iter_mut().zip(v) {
-        *o = c.svn;
+}
+
+/// dcap-qvl's status as this crate's claim.
+pub(crate) fn status_claim(s: dcap_qvl::TcbStatus) -> TcbStatus {
+    use dcap_qvl::TcbStatus as D;
+    match s {
+        D::UpToDate => TcbStatus::UpToDate,
+        D::SWHardeningNeeded => TcbStatus::SWHardeningNeeded,
+        D::ConfigurationNeeded => TcbStatus::ConfigurationNeeded,
+        D::ConfigurationAndSWHardeningNeeded => TcbStatus::ConfigurationAndSWHardeningNeeded,
+        D::OutOfDate => TcbStatus::OutOfDate,
+        D::OutOfDateConfigurationNeeded => TcbStatus::OutOfDateConfigurationNeeded,
+        D::Revoked => TcbStatus::Revoked,
+        D::TDRelaunchAdvised => TcbStatus::TDRelaunchAdvised,
+        D::TDRelaunchAdvisedConfigurationNeeded => TcbStatus::TDRelaunchAdvisedConfigurationNeeded,
     }
-    Ok(out)
 }
 
-fn module(m: &TdxModuleJson) -> Result<TdxModule> {
-    Ok(TdxModule {
-        mrsigner: fixed_hex(&m.mrsigner, "TDX module mrsigner")?,
-        attributes: fixed_hex(&m.attributes, "TDX module attributes")?,
-        attributes_mask: fixed_hex(&m.attributes_mask, "TDX module attributes mask")?,
-    })
-}
-
-fn isv_levels(v: Vec<IsvLevelJson>) -> Result<Vec<IsvTcbLevel>> {
-    if v.len() > MAX_LEVELS {
-        return Err(malformed("too many TCB levels"));
-    }
-    v.into_iter()
-        .map(|l| {
-            Ok(IsvTcbLevel {
-                isv_svn: l.tcb.isvsvn,
-                status: status(&l.tcb_status)?,
-                tcb_date: l.tcb_date,
-                advisory_ids: l.advisory_ids,
-            })
-        })
-        .collect()
-}
-
-/// Parse the `tcbInfo` JSON value (version 3, TDX or SGX).
+/// Parse the `tcbInfo` JSON value (version 3, TDX or SGX) into dcap-qvl's
+/// model, check it and sort its levels into Intel's order.
 pub fn parse_tcb_info(raw: &[u8]) -> Result<TcbInfo> {
-    let j: TcbInfoJson = serde_json::from_slice(raw).map_err(|_| malformed("TCB info JSON"))?;
-    let tee = match j.id.as_str() {
+    let mut m: dcap_qvl::TcbInfo =
+        serde_json::from_slice(raw).map_err(|_| malformed("TCB info JSON"))?;
+    let tee = match m.id.as_str() {
         "TDX" => DcapTee::Tdx,
         "SGX" => DcapTee::Sgx,
         _ => return Err(malformed("TCB info id")),
     };
-    if j.version != 3 {
+    if m.version != 3 {
         return Err(malformed("TCB info version is not 3"));
     }
-    if j.tcb_levels.len() > MAX_LEVELS || j.tdx_module_identities.len() > MAX_LEVELS {
+    if m.tcb_levels.len() > MAX_LEVELS || m.tdx_module_identities.len() > MAX_LEVELS {
         return Err(malformed("too many TCB levels"));
     }
-    let mut tcb_levels = Vec::with_capacity(j.tcb_levels.len());
-    for l in j.tcb_levels {
-        let tdx_components = match (&l.tcb.tdxtcbcomponents, tee) {
-            (Some(c), DcapTee::Tdx) => Some(svns(c, "tdxtcbcomponents")?),
-            (None, DcapTee::Tdx) => {
-                return Err(malformed("TDX TCB level without tdxtcbcomponents"))
-            }
-            (_, DcapTee::Sgx) => None,
-        };
-        tcb_levels.push(TcbLevel {
-            sgx_components: svns(&l.tcb.sgxtcbcomponents, "sgxtcbcomponents")?,
-            pce_svn: l.tcb.pcesvn,
-            tdx_components,
-            status: status(&l.tcb_status)?,
-            tcb_date: l.tcb_date,
-            advisory_ids: l.advisory_ids,
-        });
+    for l in &m.tcb_levels {
+        if l.tcb.sgx_components.len() != 16 {
+            return Err(malformed("sgxtcbcomponents"));
+        }
+        match (tee, l.tcb.tdx_components.len()) {
+            (DcapTee::Tdx, 16) | (DcapTee::Sgx, _) => {}
+            (DcapTee::Tdx, 0) => return Err(malformed("TDX TCB level without tdxtcbcomponents")),
+            (DcapTee::Tdx, _) => return Err(malformed("tdxtcbcomponents")),
+        }
+        published_status(l.tcb_status)?;
+    }
+    for i in &m.tdx_module_identities {
+        TdxModule::of_identity(i)?;
+        if i.tcb_levels.len() > MAX_LEVELS {
+            return Err(malformed("too many TCB levels"));
+        }
+        for l in &i.tcb_levels {
+            published_status(l.tcb_status)?;
+        }
     }
     // Intel's verifier does not rely on the JSON order: it keeps the levels
     // sorted best first by SGX components, then PCESVN, then (TDX) TDX
-    // components. A stable sort keeps the JSON order among equals.
-    tcb_levels.sort_by(|a, b| {
-        b.sgx_components
-            .cmp(&a.sgx_components)
-            .then(b.pce_svn.cmp(&a.pce_svn))
-            .then(b.tdx_components.cmp(&a.tdx_components))
+    // components, as dcap-qvl's `canonicalize_tcb_levels` does. A stable
+    // sort keeps the JSON order among equals.
+    m.tcb_levels.sort_by(|a, b| {
+        b.tcb
+            .sgx_components
+            .cmp(&a.tcb.sgx_components)
+            .then(b.tcb.pce_svn.cmp(&a.tcb.pce_svn))
+            .then(b.tcb.tdx_components.cmp(&a.tcb.tdx_components))
     });
-    let mut ids = Vec::with_capacity(j.tdx_module_identities.len());
-    for m in j.tdx_module_identities {
-        ids.push(TdxModuleIdentity {
-            id: m.id.to_ascii_uppercase(),
-            module: module(&TdxModuleJson {
-                mrsigner: m.mrsigner,
-                attributes: m.attributes,
-                attributes_mask: m.attributes_mask,
-            })?,
-            tcb_levels: isv_levels(m.tcb_levels)?,
-        });
-    }
     Ok(TcbInfo {
         tee,
-        version: j.version,
-        issue_date: time(&j.issue_date, "TCB info issueDate")?,
-        next_update: time(&j.next_update, "TCB info nextUpdate")?,
-        fmspc: fixed_hex(&j.fmspc, "TCB info fmspc")?,
-        pce_id: fixed_hex(&j.pce_id, "TCB info pceId")?,
-        tcb_evaluation_data_number: j.tcb_evaluation_data_number,
-        tdx_module: j.tdx_module.as_ref().map(module).transpose()?,
-        tdx_module_identities: ids,
-        tcb_levels,
+        issue_date: time(&m.issue_date, "TCB info issueDate")?,
+        next_update: time(&m.next_update, "TCB info nextUpdate")?,
+        fmspc: fixed_hex(&m.fmspc, "TCB info fmspc")?,
+        pce_id: fixed_hex(&m.pce_id, "TCB info pceId")?,
+        tdx_module: m
+            .tdx_module
+            .as_ref()
+            .map(|t| TdxModule::decode(&t.mrsigner, &t.attributes, &t.attributes_mask))
+            .transpose()?,
+        model: m,
     })
 }
 
-// ---- QE identity JSON (version 2) ----
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct QeIdentityJson {
-    id: String,
-    version: u32,
-    issue_date: String,
-    next_update: String,
-    tcb_evaluation_data_number: u32,
-    miscselect: String,
-    miscselect_mask: String,
-    attributes: String,
-    attributes_mask: String,
-    mrsigner: String,
-    isvprodid: u16,
-    tcb_levels: Vec<IsvLevelJson>,
-}
-
-/// Parse the `enclaveIdentity` JSON value (version 2, `QE` or `TD_QE`).
+/// Parse the `enclaveIdentity` JSON value (version 2, `QE` or `TD_QE`) into
+/// dcap-qvl's model and check it.
 pub fn parse_qe_identity(raw: &[u8]) -> Result<QeIdentity> {
-    let j: QeIdentityJson =
+    let m: dcap_qvl::QeIdentity =
         serde_json::from_slice(raw).map_err(|_| malformed("QE identity JSON"))?;
-    let tee = match j.id.as_str() {
+    let tee = match m.id.as_str() {
         "TD_QE" => DcapTee::Tdx,
         "QE" => DcapTee::Sgx,
         _ => return Err(malformed("QE identity id")),
     };
-    if j.version != 2 {
+    if m.version != 2 {
         return Err(malformed("QE identity version is not 2"));
+    }
+    if m.tcb_levels.len() > MAX_LEVELS {
+        return Err(malformed("too many TCB levels"));
+    }
+    for l in &m.tcb_levels {
+        published_status(l.tcb_status)?;
     }
     Ok(QeIdentity {
         tee,
-        version: j.version,
-        issue_date: time(&j.issue_date, "QE identity issueDate")?,
-        next_update: time(&j.next_update, "QE identity nextUpdate")?,
-        tcb_evaluation_data_number: j.tcb_evaluation_data_number,
-        miscselect: u32::from_le_bytes(fixed_hex(&j.miscselect, "QE identity miscselect")?),
-        miscselect_mask: u32::from_le_bytes(fixed_hex(
-            &j.miscselect_mask,
-            "QE identity miscselectMask",
-        )?),
-        attributes: fixed_hex(&j.attributes, "QE identity attributes")?,
-        attributes_mask: fixed_hex(&j.attributes_mask, "QE identity attributesMask")?,
-        mrsigner: fixed_hex(&j.mrsigner, "QE identity mrsigner")?,
-        isv_prod_id: j.isvprodid,
-        tcb_levels: isv_levels(j.tcb_levels)?,
+        issue_date: time(&m.issue_date, "QE identity issueDate")?,
+        next_update: time(&m.next_update, "QE identity nextUpdate")?,
+        model: m,
     })
 }

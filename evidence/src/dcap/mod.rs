@@ -69,7 +69,10 @@ use crate::error::EvidenceError;
 use crate::tdx::verify::PckInfo;
 use crate::tdx::QeReport;
 use crate::x509::{self, P256Cert};
-use collateral::{IsvTcbLevel, TcbInfo, TdxModule};
+use collateral::{status_claim, TcbInfo, TdxModule};
+use dcap_qvl::qe_identity::QeTcbLevel;
+use dcap_qvl::tcb_info::{TcbLevel, TdxModuleTcbLevel};
+use dcap_qvl::TcbStatusWithAdvisory;
 
 type Result<T> = core::result::Result<T, EvidenceError>;
 
@@ -280,6 +283,8 @@ fn evaluate(input: &DcapInput<'_>, col: &TdxCollateral) -> Result<TcbEvaluation>
         ));
     }
     let qe = qe_level(input.qe_report, &col.qe_identity.parsed)?;
+    let qe_status = status_claim(qe.tcb_status);
+    let qe_with_advisories = TcbStatusWithAdvisory::new(qe.tcb_status, qe.advisory_ids.clone());
 
     let (launch, current) = match &input.td {
         None => {
@@ -298,8 +303,13 @@ fn evaluate(input: &DcapInput<'_>, col: &TdxCollateral) -> Result<TcbEvaluation>
         }
     };
 
-    let mut status = converge(launch.status, qe.status);
-    let current_status = current.as_ref().map(|c| converge(c.status, qe.status));
+    // dcap-qvl's `merge`: Intel's `convergeTcbStatuses` with the QE's level,
+    // advisories of the platform (and module) first, then the QE's.
+    let launched = launch.merged.clone().merge(&qe_with_advisories);
+    let mut status = status_claim(launched.status);
+    let current_status = current
+        .as_ref()
+        .map(|c| status_claim(c.merged.clone().merge(&qe_with_advisories).status));
     if status == TcbStatus::Revoked {
         return Err(EvidenceError::TdxTcbRevoked("the TCB the TD launched on"));
     }
@@ -312,27 +322,26 @@ fn evaluate(input: &DcapInput<'_>, col: &TdxCollateral) -> Result<TcbEvaluation>
         let relaunch = check_for_relaunch(status, now);
         // Relaunch advice only where Intel's own rule gives it too (it is
         // narrower: see `intel_advises_relaunch`).
-        if relaunch != status && intel_advises_relaunch(tcb, input.pck, td, &launch, qe.status)? {
+        if relaunch != status && intel_advises_relaunch(tcb, input.pck, td, &launch, qe_status)? {
             status = relaunch;
         }
     }
-    let mut advisory_ids = launch.advisory_ids.clone();
-    add_advisories(&mut advisory_ids, &qe.advisory_ids);
     Ok(TcbEvaluation {
         status,
-        advisory_ids,
+        advisory_ids: launched.advisory_ids,
         platform_status: launch.platform_status,
-        qe_status: qe.status,
+        qe_status,
         tdx_module_status: launch.module_status,
         tcb_date: launch.tcb_date,
-        tcb_evaluation_data_number: tcb.tcb_evaluation_data_number,
+        tcb_evaluation_data_number: tcb.model.tcb_evaluation_data_number,
     })
 }
 
 /// A platform TCB level with the TDX module's level folded in.
 struct Converged {
-    status: TcbStatus,
-    advisory_ids: Vec<String>,
+    /// Status and advisories: the platform level's, merged with the
+    /// module level's by dcap-qvl's `merge`.
+    merged: TcbStatusWithAdvisory,
     /// The older of the platform's and the module's tcbDate.
     tcb_date: String,
     platform_status: TcbStatus,
@@ -340,14 +349,17 @@ struct Converged {
 }
 
 impl Converged {
-    fn platform(p: &collateral::TcbLevel) -> Converged {
+    fn platform(p: &TcbLevel) -> Converged {
         Converged {
-            status: p.status,
-            advisory_ids: p.advisory_ids.clone(),
+            merged: TcbStatusWithAdvisory::new(p.tcb_status, p.advisory_ids.clone()),
             tcb_date: p.tcb_date.clone(),
-            platform_status: p.status,
+            platform_status: status_claim(p.tcb_status),
             module_status: None,
         }
+    }
+
+    fn status(&self) -> TcbStatus {
+        status_claim(self.merged.status)
     }
 }
 
@@ -364,9 +376,10 @@ fn tdx_level(
     let platform = platform_level(tcb, pck, Some(svn))?;
     let mut c = Converged::platform(platform);
     if let Some(m) = module {
-        c.status = converge(c.status, m.status);
-        c.module_status = Some(m.status);
-        add_advisories(&mut c.advisory_ids, &m.advisory_ids);
+        c.merged = c
+            .merged
+            .merge(&TcbStatusWithAdvisory::new(m.tcb_status, m.advisory_ids.clone()));
+        c.module_status = Some(status_claim(m.tcb_status));
         let date = |d: &str| time::parse_rfc3339_utc(d);
         if let (Some(module), Some(platform)) = (date(&m.tcb_date), date(&c.tcb_date)) {
             if module < platform {
@@ -375,21 +388,6 @@ fn tdx_level(
         }
     }
     Ok(c)
-}
-
-/// A platform status with a QE or TDX module status (Intel's
-/// `convergeTcbStatuses`): only an `OutOfDate` or `Revoked` component
-/// changes the platform's status.
-fn converge(platform: TcbStatus, component: TcbStatus) -> TcbStatus {
-    use TcbStatus::*;
-    match (component, platform) {
-        (Revoked, _) => Revoked,
-        (OutOfDate, UpToDate | SWHardeningNeeded) => OutOfDate,
-        (OutOfDate, ConfigurationNeeded | ConfigurationAndSWHardeningNeeded) => {
-            OutOfDateConfigurationNeeded
-        }
-        _ => platform,
-    }
 }
 
 /// Intel's `checkForRelaunch` (QVL `Checks/TDRelaunchCheck.cpp`): a TD 1.5
@@ -417,34 +415,41 @@ fn intel_advises_relaunch(
     if matches!(qe_status, OutOfDate | Revoked) {
         return Ok(false);
     }
-    let sgx = platform_level(tcb, pck, None)?.status;
+    let sgx = status_claim(platform_level(tcb, pck, None)?.tcb_status);
     if !matches!(
         sgx,
         UpToDate | SWHardeningNeeded | ConfigurationNeeded | ConfigurationAndSWHardeningNeeded
-    ) || !matches!(launch.status, OutOfDate | OutOfDateConfigurationNeeded)
+    ) || !matches!(launch.status(), OutOfDate | OutOfDateConfigurationNeeded)
         || launch.module_status != Some(OutOfDate)
     {
         return Ok(false);
     }
-    let Some(latest_tdx) = tcb.tcb_levels.first().and_then(|l| l.tdx_components) else {
+    let latest_tdx = |i: usize| {
+        tcb.model
+            .tcb_levels
+            .first()
+            .and_then(|l| l.tcb.tdx_components.get(i))
+            .map(|c| c.svn)
+    };
+    let (Some(latest_0), Some(latest_2)) = (latest_tdx(0), latest_tdx(2)) else {
         return Ok(false);
     };
-    let module_ok = if svn2[1] == 0 {
-        svn2[0] >= latest_tdx[0]
-    } else {
-        let ident = module_identity(tcb, svn2[1])?;
-        let Some(latest) = ident.tcb_levels.iter().map(|l| l.isv_svn).max() else {
-            return Ok(false);
-        };
-        u16::from(svn2[0]) >= latest
+    let module_ok = match module_identity(tcb, svn2)? {
+        None => svn2[0] >= latest_0,
+        Some(ident) => {
+            let Some(latest) = ident.tcb_levels.iter().map(|l| l.tcb.isvsvn).max() else {
+                return Ok(false);
+            };
+            svn2[0] >= latest
+        }
     };
-    Ok(module_ok && svn2[2] >= latest_tdx[2])
+    Ok(module_ok && svn2[2] >= latest_2)
 }
 
 /// The launch and current statuses of a TD 1.5 (dcap-qvl's reading of
-/// Intel's `checkForRelaunch`): launched out of date but current now means
-/// a relaunch would bring the TD up to date. Applied only where
-/// [`intel_advises_relaunch`] agrees.
+/// Intel's `checkForRelaunch`, whose own function is private to dcap-qvl):
+/// launched out of date but current now means a relaunch would bring the TD
+/// up to date. Applied only where [`intel_advises_relaunch`] agrees.
 fn check_for_relaunch(launch: TcbStatus, current: TcbStatus) -> TcbStatus {
     use TcbStatus::*;
     let needs_configuration = |s| {
@@ -472,17 +477,21 @@ fn check_for_relaunch(launch: TcbStatus, current: TcbStatus) -> TcbStatus {
 }
 
 /// The QE report against the QE identity; its TCB level by ISVSVN.
-fn qe_level<'a>(r: &QeReport, id: &'a collateral::QeIdentity) -> Result<&'a IsvTcbLevel> {
+fn qe_level<'a>(r: &QeReport, id: &'a collateral::QeIdentity) -> Result<&'a QeTcbLevel> {
+    let id = &id.model;
     if r.mrsigner != id.mrsigner {
         return Err(EvidenceError::TdxQeIdentityMismatch("MRSIGNER"));
     }
-    if r.isv_prod_id != id.isv_prod_id {
+    if r.isv_prod_id != id.isvprodid {
         return Err(EvidenceError::TdxQeIdentityMismatch("ISVPRODID"));
     }
     // The report's value under the identity's mask must equal the
     // identity's value as published (Intel's EnclaveReportVerifier: a value
-    // with bits outside its own mask never matches).
-    if r.misc_select & id.miscselect_mask != id.miscselect {
+    // with bits outside its own mask never matches). dcap-qvl masks both
+    // sides; this is the stricter of the two.
+    let misc_select = u32::from_le_bytes(id.miscselect);
+    let misc_select_mask = u32::from_le_bytes(id.miscselect_mask);
+    if r.misc_select & misc_select_mask != misc_select {
         return Err(EvidenceError::TdxQeIdentityMismatch("MISCSELECT"));
     }
     let attrs_ok = r
@@ -497,12 +506,12 @@ fn qe_level<'a>(r: &QeReport, id: &'a collateral::QeIdentity) -> Result<&'a IsvT
     let l = id
         .tcb_levels
         .iter()
-        .find(|l| r.isv_svn >= l.isv_svn)
+        .find(|l| r.isv_svn >= l.tcb.isvsvn)
         .ok_or(EvidenceError::TdxTcbLevelNotFound("QE identity"))?;
     // The statuses a QE identity level may carry (Intel's verifier).
     use TcbStatus::*;
     if !matches!(
-        l.status,
+        status_claim(l.tcb_status),
         UpToDate | OutOfDate | ConfigurationNeeded | Revoked | OutOfDateConfigurationNeeded
     ) {
         return Err(EvidenceError::TdxCollateralMalformed(
@@ -513,14 +522,14 @@ fn qe_level<'a>(r: &QeReport, id: &'a collateral::QeIdentity) -> Result<&'a IsvT
 }
 
 /// MRSIGNERSEAM / SEAMATTRIBUTES against the module identity selected by
-/// `svn[1]`, and that identity's TCB level by `svn[0]` (none when the
-/// major version is 0).
+/// `svn[1]` (dcap-qvl's `tdx_module_identity`; the top-level `tdxModule`
+/// when it is 0), and that identity's TCB level by `svn[0]` (dcap-qvl's
+/// `shortfall`).
 fn tdx_module_level<'a>(
     tcb: &'a TcbInfo,
     td: &TdTcbInput<'_>,
     svn: &[u8; 16],
-) -> Result<Option<&'a IsvTcbLevel>> {
-    let [minor, major, ..] = *svn;
+) -> Result<Option<&'a TdxModuleTcbLevel>> {
     let check = |m: &TdxModule| -> Result<()> {
         if *td.mrsignerseam != m.mrsigner {
             return Err(EvidenceError::TdxModuleMismatch("MRSIGNERSEAM"));
@@ -537,22 +546,21 @@ fn tdx_module_level<'a>(
         }
         Ok(())
     };
-    if major == 0 {
+    let Some(ident) = module_identity(tcb, svn)? else {
         if let Some(m) = &tcb.tdx_module {
             check(m)?;
         }
         return Ok(None);
-    }
-    let ident = module_identity(tcb, major)?;
-    check(&ident.module)?;
+    };
+    check(&TdxModule::of_identity(ident)?)?;
     let l = ident
         .tcb_levels
         .iter()
-        .find(|l| u16::from(minor) >= l.isv_svn)
+        .find(|l| l.shortfall(svn).is_none())
         .ok_or(EvidenceError::TdxTcbLevelNotFound("TDX module"))?;
     // The statuses a TDX module level may carry (Intel's verifier).
     if !matches!(
-        l.status,
+        status_claim(l.tcb_status),
         TcbStatus::UpToDate | TcbStatus::OutOfDate | TcbStatus::Revoked
     ) {
         return Err(EvidenceError::TdxCollateralMalformed(
@@ -562,50 +570,40 @@ fn tdx_module_level<'a>(
     Ok(Some(l))
 }
 
-/// The module identity `TDX_%02X` of a module major version (> 0).
-fn module_identity(tcb: &TcbInfo, major: u8) -> Result<&collateral::TdxModuleIdentity> {
-    let want = format!("TDX_{major:02X}");
-    tcb.tdx_module_identities
-        .iter()
-        .find(|i| i.id == want)
-        .ok_or(EvidenceError::TdxModuleMismatch(
-            "no TDX module identity for the module's major version",
-        ))
+/// The module identity `TDX_%02X` of the module major version `svn[1]`
+/// (dcap-qvl's `tdx_module_identity`), `None` when it is 0.
+fn module_identity<'a>(
+    tcb: &'a TcbInfo,
+    svn: &[u8; 16],
+) -> Result<Option<&'a dcap_qvl::tcb_info::TdxModuleIdentity>> {
+    tcb.model
+        .tdx_module_identity(svn)
+        .map_err(|_| {
+            EvidenceError::TdxModuleMismatch(
+                "no TDX module identity for the module's major version",
+            )
+        })
 }
 
-/// Append the IDs of `more` not yet in `ids`, in order.
-fn add_advisories(ids: &mut Vec<String>, more: &[String]) {
-    for id in more {
-        if !ids.contains(id) {
-            ids.push(id.clone());
-        }
-    }
-}
-
-/// The first platform TCB level the PCK (and TEE_TCB_SVN) meet.
+/// The first platform TCB level, in Intel's order, the PCK (and
+/// TEE_TCB_SVN) meet: dcap-qvl's `shortfalls` is empty. It leaves TDX
+/// components 0 and 1 to the module identity when the module's major
+/// version is not 0.
 fn platform_level<'a>(
     tcb: &'a TcbInfo,
     pck: &PckInfo,
     tee_tcb_svn: Option<&[u8; 16]>,
-) -> Result<&'a collateral::TcbLevel> {
-    let ge = |have: &[u8; 16], need: &[u8; 16], from: usize| {
-        have.iter().zip(need).skip(from).all(|(h, n)| h >= n)
-    };
-    tcb.tcb_levels
-        .iter()
-        .find(|l| {
-            ge(&pck.cpu_svn_components, &l.sgx_components, 0)
-                && pck.pce_svn >= l.pce_svn
-                && match (tee_tcb_svn, &l.tdx_components) {
-                    (None, _) => true,
-                    (Some(svn), Some(need)) => {
-                        let from = if svn[1] > 0 { 2 } else { 0 };
-                        ge(svn, need, from)
-                    }
-                    (Some(_), None) => false,
-                }
-        })
-        .ok_or(EvidenceError::TdxTcbLevelNotFound("platform"))
+) -> Result<&'a TcbLevel> {
+    for l in &tcb.model.tcb_levels {
+        // Component counts were checked when the TCB info was parsed.
+        let short = l
+            .shortfalls(&pck.cpu_svn_components, pck.pce_svn, tee_tcb_svn)
+            .map_err(|_| EvidenceError::TdxCollateralMalformed("TCB level component count"))?;
+        if short.is_empty() {
+            return Ok(l);
+        }
+    }
+    Err(EvidenceError::TdxTcbLevelNotFound("platform"))
 }
 
 #[cfg(test)]
@@ -716,20 +714,21 @@ mod tests {
             td.seam_attributes = &seam;
         }
         // Even with the bit outside the identity's mask.
-        tdx_01(&mut col).module.attributes_mask[7] = 0x7f;
+        let mask = &mut tdx_01(&mut col).attributes_mask;
+        mask.replace_range(14..16, "7F");
         assert_eq!(
             evaluate(&i, &col).map(|e| e.status),
             Err(EvidenceError::TdxModuleMismatch("SEAMATTRIBUTES"))
         );
         let mut col2 = col.clone();
-        tdx_01(&mut col2).module.attributes[7] = 0x80;
+        tdx_01(&mut col2).attributes.replace_range(14..16, "80");
         assert_eq!(
             evaluate(&i, &col2).map(|e| e.status),
             Err(EvidenceError::TdxModuleMismatch("SEAMATTRIBUTES"))
         );
         // QE identity ATTRIBUTES with a bit its own mask removes.
         let mut id = col.qe_identity.parsed.clone();
-        id.attributes[0] |= 0x04; // mask FB: bit 2 is not compared
+        id.model.attributes[0] |= 0x04; // mask FB: bit 2 is not compared
         let mut r = qe.clone();
         r.attributes[0] |= 0x04;
         assert_eq!(
@@ -737,8 +736,8 @@ mod tests {
             Err(EvidenceError::TdxQeIdentityMismatch("ATTRIBUTES"))
         );
         let mut id = col.qe_identity.parsed.clone();
-        id.miscselect = 1;
-        id.miscselect_mask = !1;
+        id.model.miscselect = 1u32.to_le_bytes();
+        id.model.miscselect_mask = (!1u32).to_le_bytes();
         assert_eq!(
             qe_level(qe, &id),
             Err(EvidenceError::TdxQeIdentityMismatch("MISCSELECT"))
@@ -754,7 +753,10 @@ mod tests {
         j["miscselect"] = "01000000".into();
         let id =
             collateral::parse_qe_identity(&serde_json::to_vec(&j).expect("json")).expect("parses");
-        assert_eq!((id.miscselect, id.miscselect_mask), (1, u32::MAX));
+        assert_eq!(
+            (id.model.miscselect, id.model.miscselect_mask),
+            ([1, 0, 0, 0], [0xff; 4])
+        );
         let mut r = vq.quote.qe_report.clone();
         r.misc_select = 1;
         assert!(qe_level(&r, &id).is_ok());
@@ -848,8 +850,8 @@ mod tests {
     fn convergence_with_qe_status() {
         let (vq, mut col) = fixture();
         // Make the QE identity's only level OutOfDate with an advisory.
-        col.qe_identity.parsed.tcb_levels[0].status = TcbStatus::OutOfDate;
-        col.qe_identity.parsed.tcb_levels[0].advisory_ids = vec!["INTEL-SA-X".into()];
+        col.qe_identity.parsed.model.tcb_levels[0].tcb_status = dcap_qvl::TcbStatus::OutOfDate;
+        col.qe_identity.parsed.model.tcb_levels[0].advisory_ids = vec!["INTEL-SA-X".into()];
         let b = &vq.quote.body;
         let e = evaluate(
             &input(&vq, &b.tee_tcb_svn, &b.mrsignerseam, &vq.quote.qe_report),
@@ -859,7 +861,7 @@ mod tests {
         assert_eq!(e.status, TcbStatus::OutOfDate);
         assert_eq!(e.qe_status, TcbStatus::OutOfDate);
         assert_eq!(e.advisory_ids, ["INTEL-SA-X"]);
-        col.qe_identity.parsed.tcb_levels[0].status = TcbStatus::Revoked;
+        col.qe_identity.parsed.model.tcb_levels[0].tcb_status = dcap_qvl::TcbStatus::Revoked;
         let e = evaluate(
             &input(&vq, &b.tee_tcb_svn, &b.mrsignerseam, &vq.quote.qe_report),
             &col,
@@ -869,8 +871,8 @@ mod tests {
             Err(EvidenceError::TdxTcbRevoked("the TCB the TD launched on"))
         );
         // Platform ConfigurationNeeded + QE OutOfDate -> OutOfDateConfigurationNeeded.
-        col.qe_identity.parsed.tcb_levels[0].status = TcbStatus::OutOfDate;
-        col.tcb_info.parsed.tcb_levels[0].status = TcbStatus::ConfigurationNeeded;
+        col.qe_identity.parsed.model.tcb_levels[0].tcb_status = dcap_qvl::TcbStatus::OutOfDate;
+        col.tcb_info.parsed.model.tcb_levels[0].tcb_status = dcap_qvl::TcbStatus::ConfigurationNeeded;
         let e = evaluate(
             &input(&vq, &b.tee_tcb_svn, &b.mrsignerseam, &vq.quote.qe_report),
             &col,
@@ -879,9 +881,10 @@ mod tests {
         assert_eq!(e.status, TcbStatus::OutOfDateConfigurationNeeded);
     }
 
-    fn tdx_01(col: &mut TdxCollateral) -> &mut collateral::TdxModuleIdentity {
+    fn tdx_01(col: &mut TdxCollateral) -> &mut dcap_qvl::tcb_info::TdxModuleIdentity {
         col.tcb_info
             .parsed
+            .model
             .tdx_module_identities
             .iter_mut()
             .find(|i| i.id == "TDX_01")
@@ -918,13 +921,13 @@ mod tests {
             Err(EvidenceError::TdxTcbLevelNotFound("TDX module"))
         );
         // Configuration needed on the platform: the relaunch status says so.
-        col.tcb_info.parsed.tcb_levels[0].status = TcbStatus::ConfigurationNeeded;
+        col.tcb_info.parsed.model.tcb_levels[0].tcb_status = dcap_qvl::TcbStatus::ConfigurationNeeded;
         assert_eq!(
             st(eval(&col, 3, 6)),
             Ok(TcbStatus::TDRelaunchAdvisedConfigurationNeeded)
         );
         // A revoked module level now is an error, whatever the launch one.
-        tdx_01(&mut col).tcb_levels[0].status = TcbStatus::Revoked;
+        tdx_01(&mut col).tcb_levels[0].tcb_status = dcap_qvl::TcbStatus::Revoked;
         assert_eq!(
             st(eval(&col, 3, 6)),
             Err(EvidenceError::TdxTcbRevoked(
@@ -944,9 +947,7 @@ mod tests {
     fn relaunch_needs_an_out_of_date_module() {
         let (vq, mut col) = fixture();
         // The lower platform level accepts TDX component 2 = 1.
-        if let Some(t) = col.tcb_info.parsed.tcb_levels[1].tdx_components.as_mut() {
-            t[2] = 1;
-        }
+        col.tcb_info.parsed.model.tcb_levels[1].tcb.tdx_components[2].svn = 1;
         let b = &vq.quote.body;
         let qe = &vq.quote.qe_report;
         let eval = |launch: [u8; 3], current: [u8; 3]| {
@@ -975,14 +976,14 @@ mod tests {
         let b = &vq.quote.body;
         let qe = &vq.quote.qe_report;
         let e = evaluate(&input(&vq, &b.tee_tcb_svn, &b.mrsignerseam, qe), &col).expect("ok");
-        let platform_date = col.tcb_info.parsed.tcb_levels[0].tcb_date.clone();
+        let platform_date = col.tcb_info.parsed.model.tcb_levels[0].tcb_date.clone();
         assert_eq!(e.tcb_date, platform_date);
         tdx_01(&mut col).tcb_levels[0].tcb_date = "2001-01-01T00:00:00Z".into();
         let e = evaluate(&input(&vq, &b.tee_tcb_svn, &b.mrsignerseam, qe), &col).expect("ok");
         assert_eq!(e.tcb_date, "2001-01-01T00:00:00Z");
 
         let mut m = col.clone();
-        tdx_01(&mut m).tcb_levels[0].status = TcbStatus::ConfigurationNeeded;
+        tdx_01(&mut m).tcb_levels[0].tcb_status = dcap_qvl::TcbStatus::ConfigurationNeeded;
         assert_eq!(
             evaluate(&input(&vq, &b.tee_tcb_svn, &b.mrsignerseam, qe), &m),
             Err(EvidenceError::TdxCollateralMalformed(
@@ -990,7 +991,7 @@ mod tests {
             ))
         );
         let mut q = col.clone();
-        q.qe_identity.parsed.tcb_levels[0].status = TcbStatus::SWHardeningNeeded;
+        q.qe_identity.parsed.model.tcb_levels[0].tcb_status = dcap_qvl::TcbStatus::SWHardeningNeeded;
         assert_eq!(
             evaluate(&input(&vq, &b.tee_tcb_svn, &b.mrsignerseam, qe), &q),
             Err(EvidenceError::TdxCollateralMalformed(
@@ -1010,11 +1011,14 @@ mod tests {
         levels.reverse();
         let shuffled =
             collateral::parse_tcb_info(&serde_json::to_vec(&j).expect("json")).expect("parses");
-        assert_eq!(shuffled.tcb_levels, col.tcb_info.parsed.tcb_levels);
+        assert_eq!(shuffled.model.tcb_levels, col.tcb_info.parsed.model.tcb_levels);
         // Intel's own order is already the canonical one.
         assert_eq!(
-            collateral::parse_tcb_info(&raw).expect("parses").tcb_levels,
-            col.tcb_info.parsed.tcb_levels
+            collateral::parse_tcb_info(&raw)
+                .expect("parses")
+                .model
+                .tcb_levels,
+            col.tcb_info.parsed.model.tcb_levels
         );
     }
 
