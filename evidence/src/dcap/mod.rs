@@ -52,6 +52,15 @@
 //! 9. `Revoked` at launch or now is `TDX_TCB_REVOKED`: never acceptable,
 //!    so not a status.
 //!
+//! Steps 6 to 8 run on dcap-qvl's model of the collateral and with its
+//! rules: the module identity by `TcbInfo::tdx_module_identity`, the module
+//! level by `TdxModuleTcbLevel::shortfall`, the platform level by
+//! `TcbLevel::shortfalls` (empty: the level is met), the statuses and
+//! advisories by `TcbStatusWithAdvisory::merge`. What dcap-qvl keeps private
+//! or lacks (the relaunch table, Intel's narrower relaunch rule, the
+//! per-structure status rules, the QE identity and SEAM checks where Intel
+//! is stricter) is written here and says so where it is.
+//!
 //! The result is data ([`TcbEvaluation`]); whether a status is acceptable is
 //! policy ([`crate::accept::AcceptPolicy`]).
 
@@ -376,9 +385,10 @@ fn tdx_level(
     let platform = platform_level(tcb, pck, Some(svn))?;
     let mut c = Converged::platform(platform);
     if let Some(m) = module {
-        c.merged = c
-            .merged
-            .merge(&TcbStatusWithAdvisory::new(m.tcb_status, m.advisory_ids.clone()));
+        c.merged = c.merged.merge(&TcbStatusWithAdvisory::new(
+            m.tcb_status,
+            m.advisory_ids.clone(),
+        ));
         c.module_status = Some(status_claim(m.tcb_status));
         let date = |d: &str| time::parse_rfc3339_utc(d);
         if let (Some(module), Some(platform)) = (date(&m.tcb_date), date(&c.tcb_date)) {
@@ -576,13 +586,9 @@ fn module_identity<'a>(
     tcb: &'a TcbInfo,
     svn: &[u8; 16],
 ) -> Result<Option<&'a dcap_qvl::tcb_info::TdxModuleIdentity>> {
-    tcb.model
-        .tdx_module_identity(svn)
-        .map_err(|_| {
-            EvidenceError::TdxModuleMismatch(
-                "no TDX module identity for the module's major version",
-            )
-        })
+    tcb.model.tdx_module_identity(svn).map_err(|_| {
+        EvidenceError::TdxModuleMismatch("no TDX module identity for the module's major version")
+    })
 }
 
 /// The first platform TCB level, in Intel's order, the PCK (and
@@ -872,7 +878,8 @@ mod tests {
         );
         // Platform ConfigurationNeeded + QE OutOfDate -> OutOfDateConfigurationNeeded.
         col.qe_identity.parsed.model.tcb_levels[0].tcb_status = dcap_qvl::TcbStatus::OutOfDate;
-        col.tcb_info.parsed.model.tcb_levels[0].tcb_status = dcap_qvl::TcbStatus::ConfigurationNeeded;
+        col.tcb_info.parsed.model.tcb_levels[0].tcb_status =
+            dcap_qvl::TcbStatus::ConfigurationNeeded;
         let e = evaluate(
             &input(&vq, &b.tee_tcb_svn, &b.mrsignerseam, &vq.quote.qe_report),
             &col,
@@ -921,7 +928,8 @@ mod tests {
             Err(EvidenceError::TdxTcbLevelNotFound("TDX module"))
         );
         // Configuration needed on the platform: the relaunch status says so.
-        col.tcb_info.parsed.model.tcb_levels[0].tcb_status = dcap_qvl::TcbStatus::ConfigurationNeeded;
+        col.tcb_info.parsed.model.tcb_levels[0].tcb_status =
+            dcap_qvl::TcbStatus::ConfigurationNeeded;
         assert_eq!(
             st(eval(&col, 3, 6)),
             Ok(TcbStatus::TDRelaunchAdvisedConfigurationNeeded)
@@ -991,12 +999,110 @@ mod tests {
             ))
         );
         let mut q = col.clone();
-        q.qe_identity.parsed.model.tcb_levels[0].tcb_status = dcap_qvl::TcbStatus::SWHardeningNeeded;
+        q.qe_identity.parsed.model.tcb_levels[0].tcb_status =
+            dcap_qvl::TcbStatus::SWHardeningNeeded;
         assert_eq!(
             evaluate(&input(&vq, &b.tee_tcb_svn, &b.mrsignerseam, qe), &q),
             Err(EvidenceError::TdxCollateralMalformed(
                 "QE identity level with a status it cannot have"
             ))
+        );
+    }
+
+    /// What parsing adds to dcap-qvl's model: each edit of a real TCB info
+    /// or QE identity is refused with its own reason.
+    #[test]
+    fn collateral_parsing_checks_the_model() {
+        let (_, col) = fixture();
+        let tcb: serde_json::Value = serde_json::from_slice(&col.tcb_info.raw).expect("json");
+        let qe: serde_json::Value = serde_json::from_slice(&col.qe_identity.raw).expect("json");
+        let tcb_edit = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut j = tcb.clone();
+            edit(&mut j);
+            collateral::parse_tcb_info(&serde_json::to_vec(&j).expect("json")).map(|_| ())
+        };
+        let qe_edit = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut j = qe.clone();
+            edit(&mut j);
+            collateral::parse_qe_identity(&serde_json::to_vec(&j).expect("json")).map(|_| ())
+        };
+        let m = |what| Err(EvidenceError::TdxCollateralMalformed(what));
+        assert_eq!(tcb_edit(&|_| {}), Ok(()));
+        assert_eq!(qe_edit(&|_| {}), Ok(()));
+        // A status only appraisal gives, and one nobody publishes.
+        assert_eq!(
+            tcb_edit(&|j| j["tcbLevels"][0]["tcbStatus"] = "TDRelaunchAdvised".into()),
+            m("unknown TCB status")
+        );
+        assert_eq!(
+            tcb_edit(&|j| j["tcbLevels"][0]["tcbStatus"] = "Fine".into()),
+            m("TCB info JSON")
+        );
+        assert_eq!(
+            tcb_edit(&|j| {
+                j["tdxModuleIdentities"][0]["tcbLevels"][0]["tcbStatus"] =
+                    "TDRelaunchAdvisedConfigurationNeeded".into()
+            }),
+            m("unknown TCB status")
+        );
+        assert_eq!(
+            qe_edit(&|j| j["tcbLevels"][0]["tcbStatus"] = "TDRelaunchAdvised".into()),
+            m("unknown TCB status")
+        );
+        // Component counts the matching relies on.
+        assert_eq!(
+            tcb_edit(&|j| {
+                if let Some(c) = j["tcbLevels"][1]["tcb"]["sgxtcbcomponents"].as_array_mut() {
+                    c.pop();
+                }
+            }),
+            m("sgxtcbcomponents")
+        );
+        assert_eq!(
+            tcb_edit(&|j| {
+                if let Some(c) = j["tcbLevels"][1]["tcb"]["tdxtcbcomponents"].as_array_mut() {
+                    c.push(serde_json::json!({"svn": 0}));
+                }
+            }),
+            m("tdxtcbcomponents")
+        );
+        assert_eq!(
+            tcb_edit(&|j| {
+                if let Some(l) = j["tcbLevels"][0]["tcb"].as_object_mut() {
+                    l.remove("tdxtcbcomponents");
+                }
+            }),
+            m("TDX TCB level without tdxtcbcomponents")
+        );
+        // Fields, versions and hex lengths.
+        assert_eq!(
+            tcb_edit(&|j| {
+                if let Some(o) = j.as_object_mut() {
+                    o.remove("tcbType");
+                }
+            }),
+            m("TCB info JSON")
+        );
+        assert_eq!(
+            tcb_edit(&|j| j["version"] = 2.into()),
+            m("TCB info version is not 3")
+        );
+        assert_eq!(
+            tcb_edit(&|j| j["tdxModuleIdentities"][0]["mrsigner"] = "00".into()),
+            m("TDX module mrsigner")
+        );
+        assert_eq!(tcb_edit(&|j| j["fmspc"] = "00".into()), m("TCB info fmspc"));
+        assert_eq!(
+            tcb_edit(&|j| j["nextUpdate"] = "soon".into()),
+            m("TCB info nextUpdate")
+        );
+        assert_eq!(
+            qe_edit(&|j| j["version"] = 3.into()),
+            m("QE identity version is not 2")
+        );
+        assert_eq!(
+            qe_edit(&|j| j["mrsigner"] = "00".into()),
+            m("QE identity JSON")
         );
     }
 
@@ -1011,7 +1117,10 @@ mod tests {
         levels.reverse();
         let shuffled =
             collateral::parse_tcb_info(&serde_json::to_vec(&j).expect("json")).expect("parses");
-        assert_eq!(shuffled.model.tcb_levels, col.tcb_info.parsed.model.tcb_levels);
+        assert_eq!(
+            shuffled.model.tcb_levels,
+            col.tcb_info.parsed.model.tcb_levels
+        );
         // Intel's own order is already the canonical one.
         assert_eq!(
             collateral::parse_tcb_info(&raw)
