@@ -97,8 +97,11 @@ pub enum EvidenceError {
     TdxCollateralMismatch(&'static str),
     /// No TCB level of the TCB info (platform or TDX module) or of the QE
     /// identity matches the reported SVNs.
-    #[error("no matching TCB level: {0}")]
-    TdxTcbLevelNotFound(&'static str),
+    /// The first field names the structure (`platform`, `TDX module`, `QE
+    /// identity`), the second how the reported SVNs fall short of its lowest
+    /// level.
+    #[error("no matching TCB level ({0}): {1}")]
+    TdxTcbLevelNotFound(&'static str, String),
     /// MRSIGNERSEAM or SEAMATTRIBUTES do not match the TDX module identity.
     #[error("TDX module does not match its identity: {0}")]
     TdxModuleMismatch(&'static str),
@@ -266,7 +269,7 @@ impl EvidenceError {
             Self::TdxCrlInvalid(_) => "TDX_CRL_INVALID",
             Self::TdxFmspcMismatch => "TDX_FMSPC_MISMATCH",
             Self::TdxCollateralMismatch(_) => "TDX_COLLATERAL_MISMATCH",
-            Self::TdxTcbLevelNotFound(_) => "TDX_TCB_LEVEL_NOT_FOUND",
+            Self::TdxTcbLevelNotFound(..) => "TDX_TCB_LEVEL_NOT_FOUND",
             Self::TdxModuleMismatch(_) => "TDX_MODULE_MISMATCH",
             Self::TdxTdAttributes(_) => "TDX_TD_ATTRIBUTES",
             Self::TdxTcbRevoked(_) => "TDX_TCB_REVOKED",

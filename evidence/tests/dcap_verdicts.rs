@@ -79,7 +79,16 @@ fn dcap_qvl_tdx_quote_outdated_has_no_matching_level() {
     )
     .expect_err("no level");
     assert_eq!(e.code(), "TDX_TCB_LEVEL_NOT_FOUND", "{e}");
-    assert_eq!(e, EvidenceError::TdxTcbLevelNotFound("platform"));
+    // MANIFEST.md: SGX TCB component 8 of the PCK is 3, every level needs 5.
+    assert_eq!(
+        e,
+        EvidenceError::TdxTcbLevelNotFound(
+            "platform",
+            "the lowest level (2018-01-04T00:00:00Z) needs more: \
+             SGX component 8 (CPUSVN[7]) is 3, needs 5"
+                .into()
+        )
+    );
 }
 
 #[test]
@@ -97,7 +106,19 @@ fn go_tdx_guest_quote_has_no_matching_level() {
     .expect("separate-file collateral parses");
     let now = 1_688_173_200; // 2023-07-01T01:00:00Z
     let e = verify("tdx/go-tdx-guest/tdx_prod_quote_SPR_E4.dat", c, now).expect_err("no level");
-    assert_eq!(e, EvidenceError::TdxTcbLevelNotFound("platform"));
+    // TEE_TCB_SVN 03 00 04 .. (MANIFEST.md): module version 0, so TDX
+    // components count from the first byte.
+    assert_eq!(
+        e,
+        EvidenceError::TdxTcbLevelNotFound(
+            "platform",
+            "the lowest level (2018-01-04T00:00:00Z) needs more: \
+             SGX component 1 (CPUSVN[0]) is 3, needs 5; SGX component 2 (CPUSVN[1]) is 3, needs 5; \
+             SGX component 5 (CPUSVN[4]) is 2, needs 3; SGX component 8 (CPUSVN[7]) is 2, needs 3; \
+             TDX component 3 (TEE_TCB_SVN[2]) is 4, needs 5"
+                .into()
+        )
+    );
 }
 
 #[test]

@@ -80,7 +80,7 @@ use crate::tdx::QeReport;
 use crate::x509::{self, P256Cert};
 use collateral::{status_claim, TcbInfo, TdxModule};
 use dcap_qvl::qe_identity::QeTcbLevel;
-use dcap_qvl::tcb_info::{TcbLevel, TdxModuleTcbLevel};
+use dcap_qvl::tcb_info::{SvnComponent, SvnShortfall, TcbLevel, TdxModuleTcbLevel};
 use dcap_qvl::TcbStatusWithAdvisory;
 
 type Result<T> = core::result::Result<T, EvidenceError>;
@@ -513,11 +513,18 @@ fn qe_level<'a>(r: &QeReport, id: &'a collateral::QeIdentity) -> Result<&'a QeTc
     if !attrs_ok {
         return Err(EvidenceError::TdxQeIdentityMismatch("ATTRIBUTES"));
     }
-    let l = id
-        .tcb_levels
-        .iter()
-        .find(|l| r.isv_svn >= l.tcb.isvsvn)
-        .ok_or(EvidenceError::TdxTcbLevelNotFound("QE identity"))?;
+    let Some(l) = id.tcb_levels.iter().find(|l| r.isv_svn >= l.tcb.isvsvn) else {
+        let lowest = id.tcb_levels.iter().map(|l| l.tcb.isvsvn).min();
+        return Err(EvidenceError::TdxTcbLevelNotFound(
+            "QE identity",
+            match lowest {
+                Some(needs) => {
+                    format!("QE ISVSVN is {}, the lowest level needs {needs}", r.isv_svn)
+                }
+                None => "the QE identity has no levels".into(),
+            },
+        ));
+    };
     // The statuses a QE identity level may carry (Intel's verifier).
     use TcbStatus::*;
     if !matches!(
@@ -563,11 +570,20 @@ fn tdx_module_level<'a>(
         return Ok(None);
     };
     check(&TdxModule::of_identity(ident)?)?;
-    let l = ident
-        .tcb_levels
-        .iter()
-        .find(|l| l.shortfall(svn).is_none())
-        .ok_or(EvidenceError::TdxTcbLevelNotFound("TDX module"))?;
+    let Some(l) = ident.tcb_levels.iter().find(|l| l.shortfall(svn).is_none()) else {
+        let lowest = ident.tcb_levels.iter().min_by_key(|l| l.tcb.isvsvn);
+        return Err(EvidenceError::TdxTcbLevelNotFound(
+            "TDX module",
+            match lowest.and_then(|l| l.shortfall(svn)) {
+                Some(s) => format!(
+                    "the lowest level of {} needs more: {}",
+                    ident.id,
+                    describe(&[s])
+                ),
+                None => format!("{} has no levels", ident.id),
+            },
+        ));
+    };
     // The statuses a TDX module level may carry (Intel's verifier).
     if !matches!(
         status_claim(l.tcb_status),
@@ -600,16 +616,42 @@ fn platform_level<'a>(
     pck: &PckInfo,
     tee_tcb_svn: Option<&[u8; 16]>,
 ) -> Result<&'a TcbLevel> {
+    // Component counts were checked when the TCB info was parsed.
+    let shortfalls = |l: &TcbLevel| {
+        l.shortfalls(&pck.cpu_svn_components, pck.pce_svn, tee_tcb_svn)
+            .map_err(|_| EvidenceError::TdxCollateralMalformed("TCB level component count"))
+    };
     for l in &tcb.model.tcb_levels {
-        // Component counts were checked when the TCB info was parsed.
-        let short = l
-            .shortfalls(&pck.cpu_svn_components, pck.pce_svn, tee_tcb_svn)
-            .map_err(|_| EvidenceError::TdxCollateralMalformed("TCB level component count"))?;
-        if short.is_empty() {
+        if shortfalls(l)?.is_empty() {
             return Ok(l);
         }
     }
-    Err(EvidenceError::TdxTcbLevelNotFound("platform"))
+    let detail = match tcb.model.tcb_levels.last() {
+        Some(lowest) => format!(
+            "the lowest level ({}) needs more: {}",
+            lowest.tcb_date,
+            describe(&shortfalls(lowest)?)
+        ),
+        None => "the TCB info has no levels".into(),
+    };
+    Err(EvidenceError::TdxTcbLevelNotFound("platform", detail))
+}
+
+/// dcap-qvl's shortfalls in Intel's terms (components numbered from 1, as
+/// in `sgxtcbcomp01svn`) and the quote's (bytes from 0):
+/// "SGX component 8 (CPUSVN[7]) is 3, needs 5".
+fn describe(shortfalls: &[SvnShortfall]) -> String {
+    let name = |c: SvnComponent| match c {
+        SvnComponent::Sgx(i) => format!("SGX component {} (CPUSVN[{i}])", u16::from(i) + 1),
+        SvnComponent::Tdx(i) => format!("TDX component {} (TEE_TCB_SVN[{i}])", u16::from(i) + 1),
+        SvnComponent::PceSvn => "PCESVN".into(),
+        SvnComponent::TdxModuleIsvSvn => "TEE_TCB_SVN[0] (module ISVSVN)".into(),
+    };
+    shortfalls
+        .iter()
+        .map(|s| format!("{} is {}, needs {}", name(s.component), s.have, s.needs))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]
@@ -701,7 +743,10 @@ mod tests {
         r.isv_svn = 0;
         assert_eq!(
             qe_level(&r, &col.qe_identity.parsed),
-            Err(EvidenceError::TdxTcbLevelNotFound("QE identity"))
+            Err(EvidenceError::TdxTcbLevelNotFound(
+                "QE identity",
+                "QE ISVSVN is 0, the lowest level needs 4".into()
+            ))
         );
     }
 
@@ -812,7 +857,12 @@ mod tests {
         svn[0] = 1;
         assert_eq!(
             ev(svn, b.mrsignerseam, qe),
-            Err(EvidenceError::TdxTcbLevelNotFound("TDX module"))
+            Err(EvidenceError::TdxTcbLevelNotFound(
+                "TDX module",
+                "the lowest level of TDX_01 needs more: \
+                 TEE_TCB_SVN[0] (module ISVSVN) is 1, needs 2"
+                    .into()
+            ))
         );
         // A major version without identity.
         let mut svn = base;
@@ -830,12 +880,17 @@ mod tests {
             ev(base, signer, qe),
             Err(EvidenceError::TdxModuleMismatch("MRSIGNERSEAM"))
         );
-        // TDX late microcode (component 2) below every level.
+        // TDX late microcode (TEE_TCB_SVN[2]) below every level.
         let mut svn = base;
         svn[2] = 1;
         assert_eq!(
             ev(svn, b.mrsignerseam, qe),
-            Err(EvidenceError::TdxTcbLevelNotFound("platform"))
+            Err(EvidenceError::TdxTcbLevelNotFound(
+                "platform",
+                "the lowest level (2018-01-04T00:00:00Z) needs more: \
+                 TDX component 3 (TEE_TCB_SVN[2]) is 1, needs 2"
+                    .into()
+            ))
         );
         // Major 0: TDX components compared from index 0 (level needs 5).
         let mut svn = base;
@@ -843,7 +898,12 @@ mod tests {
         svn[0] = 4;
         assert_eq!(
             ev(svn, b.mrsignerseam, qe),
-            Err(EvidenceError::TdxTcbLevelNotFound("platform"))
+            Err(EvidenceError::TdxTcbLevelNotFound(
+                "platform",
+                "the lowest level (2018-01-04T00:00:00Z) needs more: \
+                 TDX component 1 (TEE_TCB_SVN[0]) is 4, needs 5"
+                    .into()
+            ))
         );
         svn[0] = 5;
         assert_eq!(
@@ -925,7 +985,12 @@ mod tests {
         // The current TCB must have a level of its own.
         assert_eq!(
             st(eval(&col, 6, 1)),
-            Err(EvidenceError::TdxTcbLevelNotFound("TDX module"))
+            Err(EvidenceError::TdxTcbLevelNotFound(
+                "TDX module",
+                "the lowest level of TDX_01 needs more: \
+                 TEE_TCB_SVN[0] (module ISVSVN) is 1, needs 2"
+                    .into()
+            ))
         );
         // Configuration needed on the platform: the relaunch status says so.
         col.tcb_info.parsed.model.tcb_levels[0].tcb_status =
