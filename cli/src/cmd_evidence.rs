@@ -72,6 +72,7 @@ pub enum Cmd {
         "  tl evidence verify quote.bin --collateral collateral.json\n\n",
         "  tl evidence verify tdx-quote.hex --collateral pcs/ --at 2025-07-19T10:00:00Z --json\n\n",
         "  tl evidence verify quote.bin --collateral c.json --accept-tcb UpToDate,SWHardeningNeeded\n\n",
+        "  tl evidence verify quote.bin --collateral c.json --reference   # dcap-qvl's verdict beside tl's\n\n",
         "  tl evidence verify bundle.json --simulated-root sim-root.der\n\n",
         "  tl evidence verify publish/evidence.json --nonce $(cat publish/nonce) \\\n",
         "      --certificate publish/certificate.pem --ca-root ca-root.pem\n\n",
@@ -155,6 +156,13 @@ pub struct VerifyArgs {
     /// policy tolerates; still reported. Default: none.
     #[arg(long, value_name = "INDEX,...", value_delimiter = ',')]
     tolerate_index: Vec<u32>,
+    /// TDX and SGX quotes: also verify with dcap-qvl's whole verifier (run
+    /// on tl's crypto, trusting the same root: --simulated-root if given,
+    /// else --root-der or Intel's) and print its verdict beside tl's. The
+    /// exit status is 0 only if tl accepts the quote and dcap-qvl agrees:
+    /// same TCB status, same advisories.
+    #[arg(long, requires = "collateral", conflicts_with = "gpu_certs")]
+    reference: bool,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -394,7 +402,25 @@ struct Report {
     snp: Option<SnpOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
     certificate: Option<CertificateOut>,
+    /// dcap-qvl's verdict on the same quote (`--reference`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reference: Option<ReferenceOut>,
     rejections: Vec<RejectionOut>,
+}
+
+/// What `--reference` found: dcap-qvl's verdict and whether it agrees.
+#[derive(Serialize)]
+struct ReferenceOut {
+    verifier: String,
+    verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tcb_status: Option<String>,
+    advisory_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// `accepted alike`, `rejected by both` or `DISAGREE: ...`.
+    agreement: String,
+    agrees: bool,
 }
 
 /// What `--certificate` found: the CVM certificate and how it ties to the
@@ -675,6 +701,11 @@ fn evaluate(a: &VerifyArgs) -> anyhow::Result<Report> {
         ..TrustAnchors::default()
     };
     let collateral = a.collateral.as_deref().map(read_collateral).transpose()?;
+    let reference_collateral = if a.reference {
+        collateral.clone()
+    } else {
+        None
+    };
     let policy = policy(a)?;
     let expected_nonce = a
         .nonce
@@ -699,6 +730,7 @@ fn evaluate(a: &VerifyArgs) -> anyhow::Result<Report> {
         sgx: None,
         snp: None,
         certificate: None,
+        reference: None,
         rejections: Vec::new(),
     };
     let outcome: Result<PlatformClaimsOrSgx, EvidenceError> = match &evidence {
@@ -821,8 +853,86 @@ fn evaluate(a: &VerifyArgs) -> anyhow::Result<Report> {
         report.certificate = Some(out);
         report.rejections.append(&mut rej);
     }
+    if a.reference {
+        reference_check(
+            a,
+            &evidence,
+            reference_collateral.as_ref(),
+            now,
+            &mut report,
+        )?;
+    }
     report.ok = report.verified && report.rejections.is_empty();
     Ok(report)
+}
+
+/// `--reference`: dcap-qvl's verdict on the same quote, and a rejection
+/// (`REFERENCE_DISAGREES`) where it differs from tl's.
+fn reference_check(
+    a: &VerifyArgs,
+    evidence: &Evidence,
+    collateral: Option<&TdxCollateral>,
+    now: u64,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    use tl_evidence::dcap::reference::{
+        compare, verify_with_dcap_qvl, Agreement, DCAP_QVL_VERSION,
+    };
+    let quote = match evidence {
+        Evidence::Tdx(b) => b.cpu.quote.as_slice(),
+        Evidence::Sgx(q) => q.as_slice(),
+        Evidence::Snp(_) => bail!("--reference applies to TDX and SGX quotes"),
+    };
+    let Some(col) = collateral else {
+        bail!("--reference needs --collateral");
+    };
+    // Debug is an acceptance question on tl's side (DEBUG_NOT_ALLOWED), so
+    // the verdicts compare with dcap-qvl verifying debug quotes too.
+    let r = verify_with_dcap_qvl(quote, col, &reference_root(a)?, now, true);
+    let ours_status = report
+        .tcb_status
+        .as_deref()
+        .and_then(|n| serde_json::from_value(serde_json::Value::String(n.to_string())).ok());
+    let ours = match (report.verified, ours_status) {
+        (true, Some(st)) => Some((st, report.advisory_ids.as_slice())),
+        _ => None,
+    };
+    let (agreement, agrees) = match compare(ours, &r) {
+        Agreement::AcceptedAlike => ("accepted alike".to_string(), true),
+        Agreement::RejectedByBoth => ("rejected by both".to_string(), true),
+        Agreement::Disagree(d) => (format!("DISAGREE: {d}"), false),
+        other => (format!("DISAGREE: {other:?}"), false),
+    };
+    if !agrees && report.verified {
+        report.rejections.push(RejectionOut {
+            code: "REFERENCE_DISAGREES",
+            detail: agreement.trim_start_matches("DISAGREE: ").to_string(),
+        });
+    }
+    report.reference = Some(ReferenceOut {
+        verifier: format!("dcap-qvl {DCAP_QVL_VERSION}"),
+        verified: r.is_ok(),
+        tcb_status: r.as_ref().ok().map(|v| v.status.clone()),
+        advisory_ids: r
+            .as_ref()
+            .map(|v| v.advisory_ids.clone())
+            .unwrap_or_default(),
+        error: r.err(),
+        agreement,
+        agrees,
+    });
+    Ok(())
+}
+
+/// The root `--reference` trusts: the one tl was told the quote chains to.
+fn reference_root(a: &VerifyArgs) -> anyhow::Result<Vec<u8>> {
+    if let Some(p) = &a.simulated_root {
+        return read_cert(p);
+    }
+    match &a.root_der {
+        Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display())),
+        None => Ok(INTEL_SGX_ROOT_CA_DER.to_vec()),
+    }
 }
 
 /// PLATFORM_INFO: bit 0 SMT enabled, 1 TSME enabled, 2 ECC memory, 3 RAPL
@@ -916,6 +1026,16 @@ fn print_human(r: &Report) {
     }
     println!("evidence:    {}", r.evidence);
     println!("time:        {}", r.at);
+    if let Some(x) = &r.reference {
+        let verdict = match (&x.tcb_status, &x.error) {
+            (Some(s), _) if x.advisory_ids.is_empty() => s.clone(),
+            (Some(s), _) => format!("{s} ({})", x.advisory_ids.join(", ")),
+            (None, Some(e)) => format!("rejected: {e}"),
+            (None, None) => "rejected".into(),
+        };
+        println!("reference:   {}: {verdict}", x.verifier);
+        println!("agreement:   {}", x.agreement);
+    }
     if let Some(s) = &r.tcb_status {
         println!("tcb status:  {s}");
         let adv = if r.advisory_ids.is_empty() {
@@ -1211,6 +1331,7 @@ mod tests {
             ca_root: None,
             rim: Vec::new(),
             tolerate_index: Vec::new(),
+            reference: false,
             json: true,
         }
     }
@@ -1256,6 +1377,66 @@ mod tests {
         let mut a = args("tdx/dcap-qvl/sgx_quote", sgx_col, "1752919277");
         a.accept_tcb = vec!["Fine".into()];
         assert!(verify(a).is_err());
+    }
+
+    /// `--reference`: dcap-qvl's verdict beside tl's, and the exit status
+    /// fails where they disagree.
+    #[test]
+    fn reference_verdict_beside_tl() {
+        let col = Some("tdx/dcap-qvl/tdx_quote_collateral.json");
+        let mut a = args("tdx/dcap-qvl/tdx_quote", col, "1752919234");
+        a.reference = true;
+        let r = evaluate(&a).expect("evaluates");
+        let x = r.reference.as_ref().expect("reference ran");
+        assert!(r.ok && x.agrees && x.verified);
+        assert_eq!(x.tcb_status.as_deref(), Some("UpToDate"));
+        assert_eq!(x.agreement, "accepted alike");
+        assert!(verify(a).is_ok());
+
+        // SGX, with advisories: the same status and advisories on both sides.
+        let mut a = args(
+            "tdx/dcap-qvl/sgx_quote",
+            Some("tdx/dcap-qvl/sgx_quote_collateral.json"),
+            "1752919277",
+        );
+        a.reference = true;
+        a.accept_tcb = vec!["ConfigurationAndSWHardeningNeeded".into()];
+        let r = evaluate(&a).expect("evaluates");
+        let x = r.reference.as_ref().expect("reference ran");
+        assert!(r.ok && x.agrees);
+        assert_eq!(x.advisory_ids, ["INTEL-SA-00289", "INTEL-SA-00615"]);
+
+        // Outside the window: rejected by both, and tl's failure stands.
+        let mut a = args("tdx/dcap-qvl/tdx_quote", col, "2025-08-01T00:00:00Z");
+        a.reference = true;
+        let r = evaluate(&a).expect("evaluates");
+        let x = r.reference.as_ref().expect("reference ran");
+        assert!(!r.ok && !x.verified && x.agrees);
+        assert_eq!(x.agreement, "rejected by both");
+
+        // A bit flipped in the root certificate the quote embeds in its PCK
+        // chain: tl requires it to be the trusted root byte for byte,
+        // dcap-qvl ignores it (scripts/crosscheck-dcap counts such flips).
+        let mut quote = std::fs::read(data("tdx/dcap-qvl/tdx_quote")).expect("test data");
+        quote[4017] ^= 1;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let flipped = dir.path().join("flipped-quote.bin");
+        std::fs::write(&flipped, &quote).expect("write");
+        let mut a = args("tdx/dcap-qvl/tdx_quote", col, "1752919234");
+        a.file = flipped;
+        a.reference = true;
+        let r = evaluate(&a).expect("evaluates");
+        let x = r.reference.as_ref().expect("reference ran");
+        assert_eq!(r.code, Some("TDX_PCK_CHAIN"));
+        assert!(!r.ok && x.verified && !x.agrees);
+        assert_eq!(x.agreement, "DISAGREE: dcap-qvl accepts it as UpToDate");
+        assert!(verify(a).is_err());
+
+        // SEV-SNP has no DCAP reference.
+        let mut a = args("sev-snp/go-sev-guest/attestation.bin", col, SNP_T_GO);
+        a.reference = true;
+        let e = evaluate(&a).err().expect("refused").to_string();
+        assert_eq!(e, "--reference applies to TDX and SGX quotes");
     }
 
     // SEV-SNP reports from real machines (shared/testdata/sev-snp), at the

@@ -198,6 +198,23 @@ impl P256Cert {
     }
 }
 
+/// One certificate as PEM, base64 in 64-character lines.
+pub(crate) fn pem_certificate(der: &[u8]) -> String {
+    use base64::{engine::general_purpose::STANDARD, Engine};
+    let b64 = STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    let mut rest = b64.as_str();
+    while !rest.is_empty() {
+        // Base64 is ASCII: every index is a char boundary.
+        let (line, tail) = rest.split_at(rest.len().min(64));
+        out.push_str(line);
+        out.push('\n');
+        rest = tail;
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
 /// Decode a PEM sequence of certificates (leaf first). Only whitespace and
 /// NUL bytes (Intel's chains end with one) may stand around the blocks.
 pub(crate) fn pem_certificates(pem: &[u8]) -> Result<Vec<Vec<u8>>> {

@@ -66,6 +66,7 @@
 
 pub mod collateral;
 pub mod crl;
+pub mod reference;
 pub mod sgx;
 pub mod time;
 

@@ -15,7 +15,12 @@
 //! and chained to its root, which both verifiers are given as their only
 //! anchor. Each variant must get the same verdict from both (accepted with
 //! the same status and advisories, or rejected); a TD under debug counts as
-//! rejected, as dcap-qvl's default does. Prints a JSON summary.
+//! rejected, as dcap-qvl's default does.
+//!
+//! On every one of those inputs, dcap-qvl as tl-evidence ships it
+//! (`dcap::reference`, its `Config` on x509-cert and aws-lc-rs, behind `tl
+//! evidence verify --reference`) must give exactly the verdict of dcap-qvl's
+//! own configuration (ring). Prints a JSON summary.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -149,6 +154,31 @@ fn reference(root: &[u8], quote: &[u8], col: &dcap_qvl::QuoteCollateralV3, now: 
         }
         Ok(Err(e)) => Err(format!("{e:#}")),
         Err(_) => Err("dcap-qvl panicked".into()),
+    }
+}
+
+/// dcap-qvl's verifier as tl-evidence ships it (`dcap::reference`: its
+/// `Config` on x509-cert and aws-lc-rs), with dcap-qvl's default settings.
+/// It must give exactly the verdict of dcap-qvl's own configuration (ring),
+/// which dcap-qvl asks of any custom `Config`.
+fn in_tree(root: &[u8], quote: &[u8], col: &TdxCollateral, now: u64) -> Verdict {
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        tl_evidence::dcap::reference::verify_with_dcap_qvl(quote, col, root, now, false)
+    }));
+    match r {
+        Ok(Ok(v)) => sorted(Ok((v.status, v.advisory_ids))),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err("dcap-qvl (in tree) panicked".into()),
+    }
+}
+
+/// The in-tree configuration against dcap-qvl's own: same acceptance, and
+/// the same status and advisories when accepted.
+fn same_config_verdict(in_tree: &Verdict, reference: &Verdict) -> bool {
+    match (in_tree, reference) {
+        (Ok(x), Ok(y)) => x == y,
+        (Err(_), Err(_)) => true,
+        _ => false,
     }
 }
 
@@ -339,7 +369,7 @@ fn variants() -> Vec<Variant> {
 
 /// The simulated variants through both verifiers; disagreements go to
 /// `failures`. Returns the summary.
-fn simulated(failures: &mut Vec<String>) -> serde_json::Value {
+fn simulated(failures: &mut Vec<String>, in_tree_same: &mut usize) -> serde_json::Value {
     let sim = SimTee::from_seed([42; 32]);
     let root = sim.root_certificate_der();
     let (mut accepted, mut rejected) = (0usize, 0usize);
@@ -363,6 +393,17 @@ fn simulated(failures: &mut Vec<String>) -> serde_json::Value {
         let qcol: dcap_qvl::QuoteCollateralV3 =
             serde_json::from_slice(&json).expect("dcap-qvl reads simulated collateral");
         let b = reference(&root, &quote, &qcol, SIM_NOW);
+        if let Ok(col) = TdxCollateral::from_json(&json) {
+            let t = in_tree(&root, &quote, &col, SIM_NOW);
+            if same_config_verdict(&t, &b) {
+                *in_tree_same += 1;
+            } else {
+                failures.push(format!(
+                    "simulated {}: dcap-qvl on tl's crypto {t:?}, on its own {b:?}",
+                    v.name
+                ));
+            }
+        }
         match (&a, &b) {
             (Ok(x), Ok(y)) if x == y => {
                 accepted += 1;
@@ -399,6 +440,7 @@ fn simulated(failures: &mut Vec<String>) -> serde_json::Value {
 fn main() {
     let mut failures = Vec::new();
     let mut summary = Vec::new();
+    let mut in_tree_same = 0usize;
     for c in CASES {
         let quote = data(c.quote);
         let col_json = data(c.collateral);
@@ -408,6 +450,15 @@ fn main() {
 
         let a = sorted(ours(&quote, &col, c.now, c.sgx));
         let b = reference(INTEL_ROOT, &quote, &qcol, c.now);
+        let t = in_tree(INTEL_ROOT, &quote, &col, c.now);
+        if same_config_verdict(&t, &b) {
+            in_tree_same += 1;
+        } else {
+            failures.push(format!(
+                "{}: dcap-qvl on tl's crypto {t:?}, on its own {b:?}",
+                c.name
+            ));
+        }
         let status = |v: &Verdict| v.as_ref().ok().map(|(s, _)| s.clone());
         if status(&a).as_deref() != c.expected {
             failures.push(format!(
@@ -435,6 +486,15 @@ fn main() {
                 q[i] ^= 1 << (i % 8);
                 let a = sorted(ours(&q, &col, c.now, c.sgx));
                 let b = reference(INTEL_ROOT, &q, &qcol, c.now);
+                let t = in_tree(INTEL_ROOT, &q, &col, c.now);
+                if same_config_verdict(&t, &b) {
+                    in_tree_same += 1;
+                } else {
+                    failures.push(format!(
+                        "{} byte {i}: dcap-qvl on tl's crypto {t:?}, on its own {b:?}",
+                        c.name
+                    ));
+                }
                 match (&a, &b) {
                     (Ok(x), Ok(y)) if x == y => both += 1,
                     (Ok(x), Ok(y)) => failures.push(format!(
@@ -462,12 +522,15 @@ fn main() {
             },
         }));
     }
-    let simulated = simulated(&mut failures);
+    let simulated = simulated(&mut failures, &mut in_tree_same);
     println!(
         "{}",
-        serde_json::to_string_pretty(
-            &serde_json::json!({ "cases": summary, "simulated": simulated, "failures": failures })
-        )
+        serde_json::to_string_pretty(&serde_json::json!({
+            "cases": summary,
+            "simulated": simulated,
+            "dcap_qvl_on_tl_crypto_same_verdict": in_tree_same,
+            "failures": failures,
+        }))
         .expect("json")
     );
     if !failures.is_empty() {
