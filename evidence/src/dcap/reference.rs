@@ -57,14 +57,22 @@ pub fn verify_with_dcap_qvl(
     allow_debug: bool,
 ) -> ReferenceResult {
     let collateral = quote_collateral_v3(collateral)?;
-    dcap_qvl::verify::QuoteVerifier::<AwsLcConfig>::new_with_config(root_der.to_vec())
-        .allow_debug(allow_debug)
-        .verify(quote, &collateral, now_unix)
-        .map(|r| ReferenceVerdict {
+    let verifier =
+        dcap_qvl::verify::QuoteVerifier::<AwsLcConfig>::new_with_config(root_der.to_vec())
+            .allow_debug(allow_debug);
+    // The quote is hostile input to a verifier this crate does not own: a
+    // panic in it is a rejection, not the end of the caller.
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        verifier.verify(quote, &collateral, now_unix)
+    }));
+    match run {
+        Ok(Ok(r)) => Ok(ReferenceVerdict {
             status: r.status,
             advisory_ids: r.advisory_ids,
-        })
-        .map_err(|e| format!("{e:#}"))
+        }),
+        Ok(Err(e)) => Err(format!("{e:#}")),
+        Err(_) => Err("dcap-qvl panicked on this input".into()),
+    }
 }
 
 /// How this crate's verdict and dcap-qvl's compare.
