@@ -50,9 +50,17 @@ enum Cmd {
         /// with --allow-simulated-root.
         #[arg(long, value_name = "FILE", requires = "allow_simulated_root")]
         allow_simulated_gpu_root: Option<PathBuf>,
-        /// Trust the Intel SGX root CA in this file (PEM or DER).
+        /// Trust the Intel SGX root CA in this file (PEM or DER) instead of
+        /// the one shipped with tl-ca (Intel's production root).
         #[arg(long, value_name = "FILE")]
         intel_root: Option<PathBuf>,
+        /// Require dcap-qvl's whole verifier (run on tl's crypto) to reach
+        /// the same TCB status and advisories on every TDX quote appraised
+        /// with collateral before a certificate is issued; otherwise 403
+        /// REFERENCE_DISAGREES. Two independent verifiers, at the cost of a
+        /// second verification (which parses the collateral each time).
+        #[arg(long)]
+        reference_check: bool,
         /// DCAP collateral for real TDX quotes, read once at start: a
         /// directory of QuoteCollateralV3 `*.json` files (one per FMSPC)
         /// and/or PCS-layout subdirectories, or one PCS-layout directory.
@@ -308,6 +316,7 @@ fn main() -> Result<()> {
             allow_simulated_root,
             allow_simulated_gpu_root,
             intel_root,
+            reference_check,
             collateral_dir,
             sim_collateral,
             accept_tcb,
@@ -324,9 +333,10 @@ fn main() -> Result<()> {
                 anchors.simulated_root_der = Some(read_cert(p)?);
                 tracing::warn!(root = %p.display(), "simulated TEE evidence is ENABLED");
             }
-            if let Some(p) = &intel_root {
-                anchors.intel_root_der = Some(read_cert(p)?);
-            }
+            anchors.intel_root_der = Some(match &intel_root {
+                Some(p) => read_cert(p)?,
+                None => tl_evidence::INTEL_SGX_ROOT_CA_DER.to_vec(),
+            });
             let mut accepted_tcb = Vec::new();
             for s in &accept_tcb {
                 match parse_acceptable_tcb_status(s) {
@@ -338,7 +348,10 @@ fn main() -> Result<()> {
                 accepted_tcb = IssuancePolicy::default().accepted_tcb;
             }
             let anchors_for_crl = anchors.clone();
-            let mut verifier = SimAwareVerifier::new(anchors);
+            let mut verifier = SimAwareVerifier::new(anchors).with_reference_check(reference_check);
+            if reference_check {
+                tracing::info!("TDX quotes must also verify with dcap-qvl to the same verdict");
+            }
             if let Some(d) = &collateral_dir {
                 let store = tl_ca::collateral::load_collateral_dir(d)
                     .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;

@@ -92,6 +92,12 @@ impl CollateralStore {
 ///   NVIDIA root only with `--allow-simulated-gpu-root FILE`, which needs
 ///   `--allow-simulated-root`).
 ///
+/// * With [`Self::with_reference_check`], a TDX quote appraised with
+///   collateral must also verify with dcap-qvl's whole verifier
+///   ([`tl_evidence::dcap::reference`]) to the same TCB status and
+///   advisories; otherwise it is refused with `REFERENCE_DISAGREES`. Two
+///   independent verifiers must then agree before a certificate is issued.
+///
 /// Whether a TCB status is acceptable is the issuance policy's decision,
 /// not the verifier's.
 #[derive(Clone, Debug)]
@@ -100,6 +106,7 @@ pub struct SimAwareVerifier {
     collateral: Arc<CollateralStore>,
     sim_collateral: Option<Arc<TdxCollateral>>,
     gpu_anchors: GpuAnchors,
+    reference_check: bool,
 }
 
 /// Another name for [`SimAwareVerifier`], for callers that configure it
@@ -114,7 +121,15 @@ impl SimAwareVerifier {
             collateral: Arc::new(CollateralStore::default()),
             sim_collateral: None,
             gpu_anchors: GpuAnchors::nvidia(),
+            reference_check: false,
         }
+    }
+
+    /// Require dcap-qvl's verdict to match on every TDX quote appraised
+    /// with collateral (`tl-ca serve --reference-check`).
+    pub fn with_reference_check(mut self, on: bool) -> Self {
+        self.reference_check = on;
+        self
     }
 
     /// Verify GPU and NVSwitch device chains against `anchors` instead of
@@ -151,9 +166,9 @@ impl SimAwareVerifier {
     /// certificate's FMSPC. `None` when the quote does not verify (the
     /// verification that follows reports why) or nothing applies. Returns
     /// the FMSPC for error details too.
-    fn select(&self, quote: &[u8], now_unix: u64) -> (Option<Collateral>, Option<[u8; 6]>) {
+    fn select(&self, quote: &[u8], now_unix: u64) -> Selected {
         if self.collateral.is_empty() && self.sim_collateral.is_none() {
-            return (None, None);
+            return Selected::default();
         }
         // The quote's signatures are checked here and again by
         // verify_bundle: a few ECDSA verifications, small next to a TLS
@@ -161,15 +176,60 @@ impl SimAwareVerifier {
         let Ok(vq) =
             tl_evidence::tdx::verify::verify_quote_signatures(quote, &self.anchors, now_unix)
         else {
-            return (None, None);
+            return Selected::default();
         };
         let fmspc = vq.pck.as_ref().map(|p| p.fmspc);
-        let c = match vq.anchor {
-            AnchorKind::Simulated => self.sim_collateral.clone(),
-            AnchorKind::Intel => fmspc.and_then(|f| self.collateral.get(DcapTee::Tdx, f)),
-            _ => None,
+        let (collateral, root) = match vq.anchor {
+            AnchorKind::Simulated => (
+                self.sim_collateral.clone(),
+                self.anchors.simulated_root_der.clone(),
+            ),
+            AnchorKind::Intel => (
+                fmspc.and_then(|f| self.collateral.get(DcapTee::Tdx, f)),
+                self.anchors.intel_root_der.clone(),
+            ),
+            _ => (None, None),
         };
-        (c.map(Collateral::Tdx), fmspc)
+        Selected {
+            collateral,
+            fmspc,
+            root,
+        }
+    }
+}
+
+/// The collateral for a TDX quote, its FMSPC, and the root the quote
+/// chains to.
+#[derive(Default)]
+struct Selected {
+    collateral: Option<Arc<TdxCollateral>>,
+    fmspc: Option<[u8; 6]>,
+    root: Option<Vec<u8>>,
+}
+
+/// dcap-qvl's verdict on a quote this crate's verifier accepted with
+/// `claims`: `REFERENCE_DISAGREES` unless both agree.
+fn reference_check(
+    quote: &[u8],
+    collateral: &TdxCollateral,
+    root: &[u8],
+    now_unix: u64,
+    claims: &PlatformClaims,
+) -> Result<(), Rejection> {
+    use tl_evidence::dcap::reference::{compare, verify_with_dcap_qvl, Agreement};
+    // Debug is the issuance policy's question here: dcap-qvl verifies debug
+    // quotes too, so the verdicts compare.
+    let r = verify_with_dcap_qvl(quote, collateral, root, now_unix, true);
+    match compare(Some((claims.tcb_status, &claims.advisory_ids)), &r) {
+        Agreement::AcceptedAlike => Ok(()),
+        Agreement::Disagree(d) => Err(Rejection {
+            code: "REFERENCE_DISAGREES",
+            detail: d,
+        }),
+        other => Err(Rejection {
+            code: "REFERENCE_DISAGREES",
+            detail: format!("{other:?}"),
+        }),
     }
 }
 
@@ -183,11 +243,13 @@ impl EvidenceVerifier for SimAwareVerifier {
         let mut opts = VerifyOptions::new(now_unix, self.anchors.clone());
         opts.expected_nonce = Some(nonce.to_vec());
         opts.gpu_anchors = self.gpu_anchors.clone();
-        let mut fmspc = None;
+        let mut selected = Selected::default();
         if bundle.cpu.kind == CpuEvidenceKind::TdxQuote {
-            (opts.collateral, fmspc) = self.select(&bundle.cpu.quote, now_unix);
+            selected = self.select(&bundle.cpu.quote, now_unix);
+            opts.collateral = selected.collateral.clone().map(Collateral::Tdx);
         }
-        tl_evidence::verify::verify_bundle(bundle, &opts)
+        let fmspc = selected.fmspc;
+        let claims = tl_evidence::verify::verify_bundle(bundle, &opts)
             .map(|v| v.claims)
             .map_err(|e| {
                 let mut detail = e.to_string();
@@ -200,6 +262,13 @@ impl EvidenceVerifier for SimAwareVerifier {
                     code: e.code(),
                     detail,
                 }
-            })
+            })?;
+        if self.reference_check {
+            // Appraised with collateral: the only case dcap-qvl can judge.
+            if let (Some(c), Some(root)) = (&selected.collateral, &selected.root) {
+                reference_check(&bundle.cpu.quote, c, root, now_unix, &claims)?;
+            }
+        }
+        Ok(claims)
     }
 }

@@ -1,8 +1,13 @@
 //! The `tl-ca` binary: init, serve (one JSON line on stdout), answer over TLS.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+
+use base64::{engine::general_purpose::STANDARD, Engine};
+use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle};
 
 #[tokio::test]
 async fn init_then_serve_prints_the_ready_line() {
@@ -80,6 +85,31 @@ async fn init_then_serve_prints_the_ready_line() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    let nonce: serde_json::Value = r.json().await.unwrap();
+    let nonce = STANDARD.decode(nonce["nonce"].as_str().unwrap()).unwrap();
+
+    // A real TDX quote: the shipped Intel root is trusted without
+    // --intel-root, so the quote's chain verifies and the refusal is the
+    // missing collateral (none was given), not an untrusted root.
+    let quote = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/testdata/tdx/dcap-qvl/tdx_quote"
+    ))
+    .unwrap();
+    let bundle = EvidenceBundle::new(CpuEvidence {
+        kind: CpuEvidenceKind::TdxQuote,
+        quote,
+        certificates: vec![],
+    });
+    let r = http
+        .post(format!("https://localhost:{}/v1/enroll", addr.port()))
+        .json(&common::Loader::new().request_with(&nonce, &bundle))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "EVIDENCE_COLLATERAL_MISSING", "{v}");
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -14,7 +14,7 @@ use tl_ca::issuance_policy::IssuancePolicy;
 use tl_ca::server::ServerConfig;
 use tl_ca::{DcapVerifier, EvidenceVerifier, SimAwareVerifier};
 use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle};
-use tl_evidence::sim::{SimCollateralOptions, SimTee};
+use tl_evidence::sim::{SimCollateralOptions, SimMeasurements, SimQuoteOptions, SimTd15, SimTee};
 use tl_evidence::verify::TrustAnchors;
 use tl_evidence::TcbStatus;
 
@@ -246,4 +246,76 @@ async fn enrollment_over_tls_with_sim_collateral() {
     let (s, v) = enroll_status(o).await;
     assert_eq!(s, 403, "{v}");
     assert_eq!(code(&v), "TDX_COLLATERAL_EXPIRED");
+}
+
+/// `--reference-check`: dcap-qvl's whole verifier must reach the same
+/// verdict. A TD 1.5 launched on a TCB out of date by a platform TDX
+/// component (TEE_TCB_SVN[2]) and running on an up-to-date one now: this
+/// project follows Intel's narrower relaunch rule (`OutOfDate`), dcap-qvl
+/// advises a relaunch (scripts/crosscheck-dcap lists the same variant).
+/// With the check, the disagreement refuses the enrollment; without it the
+/// policy (which accepts OutOfDate here) decides. A quote both judge alike
+/// enrolls either way.
+#[tokio::test]
+async fn reference_check_over_tls() {
+    let now = T0_MS / 1000;
+    let sim = sim();
+    // The lower platform level: the top level's SGX components and PCESVN,
+    // TDX component 2 at 2 (as the crosscheck's variant).
+    let json = sim.tdx_collateral_json_edited(&SimCollateralOptions::at(now), |t, _| {
+        let top = t["tcbLevels"][0]["tcb"].clone();
+        let lower = &mut t["tcbLevels"][1]["tcb"];
+        lower["sgxtcbcomponents"] = top["sgxtcbcomponents"].clone();
+        lower["pcesvn"] = top["pcesvn"].clone();
+        lower["tdxtcbcomponents"][2]["svn"] = 2.into();
+    });
+    let mut m = SimMeasurements::default();
+    m.tee_tcb_svn[0] = 6;
+    m.tee_tcb_svn[2] = 2;
+    let mut svn2 = m.tee_tcb_svn;
+    svn2[2] = 3;
+    let td15 = SimQuoteOptions {
+        td15: Some(SimTd15 {
+            tee_tcb_svn2: svn2,
+            mrservicetd: [0; 48],
+        }),
+        ..SimQuoteOptions::default()
+    };
+    for check in [false, true] {
+        let d = tempfile::tempdir().unwrap();
+        let verifier = SimAwareVerifier::new(TrustAnchors::simulated(sim.root_certificate_der()))
+            .with_sim_collateral(tl_evidence::dcap::TdxCollateral::from_json(&json).unwrap())
+            .with_reference_check(check);
+        let policy = IssuancePolicy {
+            allow_simulated: true,
+            accepted_tcb: vec![TcbStatus::UpToDate, TcbStatus::OutOfDate],
+            ..IssuancePolicy::default()
+        };
+        let mut c = ServerConfig::new(d.path().to_path_buf(), Arc::new(verifier), policy);
+        c.clock = ManualClock::new();
+        let h = start(c).await;
+        let client = Client::new(&h);
+        let l = Loader::new();
+
+        let n = client.nonce().await;
+        let (s, v) = client.post("/v1/enroll", &l.request(&sim, &n)).await;
+        assert_eq!(s, 200, "check {check}: {v}");
+        assert_eq!(v["claims"]["platform"]["tcb_status"], "UpToDate");
+
+        let n = client.nonce().await;
+        let ev = Loader::evidence_with(&sim, &n, &l.spki_der(), &l.encryption_key, &m, &td15);
+        let (s, v) = client.post("/v1/enroll", &l.request_with(&n, &ev)).await;
+        if check {
+            assert_eq!(s, 403, "{v}");
+            assert_eq!(code(&v), "REFERENCE_DISAGREES");
+            assert!(
+                v.to_string()
+                    .contains("TCB status OutOfDate here, TDRelaunchAdvised by dcap-qvl"),
+                "{v}"
+            );
+        } else {
+            assert_eq!(s, 200, "{v}");
+            assert_eq!(v["claims"]["platform"]["tcb_status"], "OutOfDate");
+        }
+    }
 }

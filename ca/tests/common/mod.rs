@@ -15,7 +15,7 @@ use tl_ca::server::{self, Clock, ServerConfig, ServerHandle};
 use tl_ca::SimAwareVerifier;
 use tl_evidence::binding::Binding;
 use tl_evidence::bundle::{CpuEvidence, CpuEvidenceKind, EvidenceBundle};
-use tl_evidence::sim::{SimMeasurements, SimTee};
+use tl_evidence::sim::{SimMeasurements, SimQuoteOptions, SimTee};
 use tl_evidence::verify::TrustAnchors;
 
 /// A fixed start time inside the simulated TEE's certificate validity.
@@ -168,6 +168,18 @@ impl Loader {
         enc: &[u8; 32],
         m: &SimMeasurements,
     ) -> EvidenceBundle {
+        Self::evidence_with(sim, nonce, spki, enc, m, &SimQuoteOptions::default())
+    }
+
+    /// [`Self::evidence`] with a quote laid out as `q` says (e.g. TD 1.5).
+    pub fn evidence_with(
+        sim: &SimTee,
+        nonce: &[u8],
+        spki: &[u8],
+        enc: &[u8; 32],
+        m: &SimMeasurements,
+        q: &SimQuoteOptions,
+    ) -> EvidenceBundle {
         let mut bundle = EvidenceBundle::new(CpuEvidence {
             kind: CpuEvidenceKind::TdxQuote,
             quote: vec![],
@@ -181,7 +193,7 @@ impl Loader {
             tpm_ak_digest: None,
         }
         .report_data();
-        bundle.cpu.quote = sim.tdx_quote(&rd, m);
+        bundle.cpu.quote = sim.tdx_quote_with(&rd, m, q);
         bundle
     }
 
