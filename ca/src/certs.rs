@@ -204,20 +204,9 @@ pub fn verify_leaf(
     })
 }
 
-/// Encodes DER as one PEM block with the given label.
-pub fn der_to_pem(label: &str, der: &[u8]) -> String {
-    let b64 = STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    let mut rest = b64.as_str();
-    while !rest.is_empty() {
-        let (line, tail) = rest.split_at(rest.len().min(64));
-        out.push_str(line);
-        out.push('\n');
-        rest = tail;
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
+/// Encodes DER as one PEM block with the given label (the evidence crate's
+/// encoder, so the CA and the verifiers write PEM one way).
+pub use tl_evidence::der_to_pem;
 
 /// Decodes every `label` PEM block of `pem`, in order.
 pub fn pem_blocks(pem: &str, label: &str) -> Result<Vec<Vec<u8>>, CertError> {

@@ -216,18 +216,20 @@ fn reference_check(
     now_unix: u64,
     claims: &PlatformClaims,
 ) -> Result<(), Rejection> {
-    use tl_evidence::dcap::reference::{compare, verify_with_dcap_qvl, Agreement};
+    use tl_evidence::dcap::reference::{
+        compare, verify_with_dcap_qvl, Agreement, REFERENCE_DISAGREES,
+    };
     // Debug is the issuance policy's question here: dcap-qvl verifies debug
     // quotes too, so the verdicts compare.
     let r = verify_with_dcap_qvl(quote, collateral, root, now_unix, true);
     match compare(Some((claims.tcb_status, &claims.advisory_ids)), &r) {
         Agreement::AcceptedAlike => Ok(()),
         Agreement::Disagree(d) => Err(Rejection {
-            code: "REFERENCE_DISAGREES",
+            code: REFERENCE_DISAGREES,
             detail: d,
         }),
         other => Err(Rejection {
-            code: "REFERENCE_DISAGREES",
+            code: REFERENCE_DISAGREES,
             detail: format!("{other:?}"),
         }),
     }

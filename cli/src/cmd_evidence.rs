@@ -392,7 +392,7 @@ struct Report {
     evidence: &'static str,
     at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tcb_status: Option<String>,
+    tcb_status: Option<tl_evidence::TcbStatus>,
     advisory_ids: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     claims: Option<PlatformClaims>,
@@ -700,12 +700,13 @@ fn evaluate(a: &VerifyArgs) -> anyhow::Result<Report> {
         simulated_root_der: simulated_root,
         ..TrustAnchors::default()
     };
-    let collateral = a.collateral.as_deref().map(read_collateral).transpose()?;
-    let reference_collateral = if a.reference {
-        collateral.clone()
-    } else {
-        None
-    };
+    // Shared by the verification and `--reference`: parsed once.
+    let collateral = a
+        .collateral
+        .as_deref()
+        .map(read_collateral)
+        .transpose()?
+        .map(std::sync::Arc::new);
     let policy = policy(a)?;
     let expected_nonce = a
         .nonce
@@ -739,7 +740,7 @@ fn evaluate(a: &VerifyArgs) -> anyhow::Result<Report> {
             let opts = VerifyOptions {
                 now_unix: now,
                 anchors,
-                collateral: collateral.map(Collateral::tdx),
+                collateral: collateral.clone().map(Collateral::Tdx),
                 expected_nonce: expected_nonce.clone(),
                 gpu_anchors: gpu_anchors.clone(),
             };
@@ -790,14 +791,14 @@ fn evaluate(a: &VerifyArgs) -> anyhow::Result<Report> {
         }
         Ok(PlatformClaimsOrSgx::Claims(claims)) => {
             report.verified = true;
-            report.tcb_status = Some(format!("{:?}", claims.tcb_status));
+            report.tcb_status = Some(claims.tcb_status);
             report.advisory_ids = claims.advisory_ids.clone();
             report.rejections = rejections(policy.evaluate(&claims));
             report.claims = Some(*claims);
         }
         Ok(PlatformClaimsOrSgx::Snp(claims, snp)) => {
             report.verified = true;
-            report.tcb_status = Some(format!("{:?}", claims.tcb_status));
+            report.tcb_status = Some(claims.tcb_status);
             let appraisal = SnpAppraisal {
                 allow_debug: a.allow_debug,
                 layout: snp.product.tcb_layout(),
@@ -821,7 +822,7 @@ fn evaluate(a: &VerifyArgs) -> anyhow::Result<Report> {
             report: sgx,
         }) => {
             report.verified = true;
-            report.tcb_status = Some(format!("{status:?}"));
+            report.tcb_status = Some(status);
             report.advisory_ids = advisories;
             if !policy.accept.contains(&status) {
                 report.rejections.push(RejectionOut {
@@ -854,13 +855,7 @@ fn evaluate(a: &VerifyArgs) -> anyhow::Result<Report> {
         report.rejections.append(&mut rej);
     }
     if a.reference {
-        reference_check(
-            a,
-            &evidence,
-            reference_collateral.as_ref(),
-            now,
-            &mut report,
-        )?;
+        reference_check(a, &evidence, collateral.as_deref(), now, &mut report)?;
     }
     report.ok = report.verified && report.rejections.is_empty();
     Ok(report)
@@ -876,7 +871,7 @@ fn reference_check(
     report: &mut Report,
 ) -> anyhow::Result<()> {
     use tl_evidence::dcap::reference::{
-        compare, verify_with_dcap_qvl, Agreement, DCAP_QVL_VERSION,
+        compare, verify_with_dcap_qvl, Agreement, DCAP_QVL_VERSION, REFERENCE_DISAGREES,
     };
     let quote = match evidence {
         Evidence::Tdx(b) => b.cpu.quote.as_slice(),
@@ -889,11 +884,7 @@ fn reference_check(
     // Debug is an acceptance question on tl's side (DEBUG_NOT_ALLOWED), so
     // the verdicts compare with dcap-qvl verifying debug quotes too.
     let r = verify_with_dcap_qvl(quote, col, &reference_root(a)?, now, true);
-    let ours_status = report
-        .tcb_status
-        .as_deref()
-        .and_then(|n| serde_json::from_value(serde_json::Value::String(n.to_string())).ok());
-    let ours = match (report.verified, ours_status) {
+    let ours = match (report.verified, report.tcb_status) {
         (true, Some(st)) => Some((st, report.advisory_ids.as_slice())),
         _ => None,
     };
@@ -905,7 +896,7 @@ fn reference_check(
     };
     if !agrees && report.verified {
         report.rejections.push(RejectionOut {
-            code: "REFERENCE_DISAGREES",
+            code: REFERENCE_DISAGREES,
             detail: agreement.trim_start_matches("DISAGREE: ").to_string(),
         });
     }
@@ -1037,7 +1028,7 @@ fn print_human(r: &Report) {
         println!("agreement:   {}", x.agreement);
     }
     if let Some(s) = &r.tcb_status {
-        println!("tcb status:  {s}");
+        println!("tcb status:  {s:?}");
         let adv = if r.advisory_ids.is_empty() {
             "none".to_string()
         } else {

@@ -22,6 +22,8 @@ pub mod tpm;
 pub mod verify;
 mod x509;
 
+pub use x509::der_to_pem;
+
 pub use accept::AcceptPolicy;
 pub use claims::{GpuClaims, NvSwitchClaims, PlatformClaims, TcbStatus, TeeKind};
 pub use dcap::TdxCollateral;

@@ -198,11 +198,11 @@ impl P256Cert {
     }
 }
 
-/// One certificate as PEM, base64 in 64-character lines.
-pub(crate) fn pem_certificate(der: &[u8]) -> String {
+/// DER as one PEM block with the given label, base64 in 64-character lines.
+pub fn der_to_pem(label: &str, der: &[u8]) -> String {
     use base64::{engine::general_purpose::STANDARD, Engine};
     let b64 = STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    let mut out = format!("-----BEGIN {label}-----\n");
     let mut rest = b64.as_str();
     while !rest.is_empty() {
         // Base64 is ASCII: every index is a char boundary.
@@ -211,7 +211,7 @@ pub(crate) fn pem_certificate(der: &[u8]) -> String {
         out.push('\n');
         rest = tail;
     }
-    out.push_str("-----END CERTIFICATE-----\n");
+    out.push_str(&format!("-----END {label}-----\n"));
     out
 }
 

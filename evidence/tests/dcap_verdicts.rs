@@ -91,10 +91,10 @@ fn dcap_qvl_tdx_quote_outdated_has_no_matching_level() {
     );
 }
 
-#[test]
-fn go_tdx_guest_quote_has_no_matching_level() {
+/// go-tdx-guest's collateral, as separate PCS files (2023-06).
+fn go_tdx_guest_collateral() -> TdxCollateral {
     let g = |f: &str| data(&format!("tdx/go-tdx-guest/{f}"));
-    let c = TdxCollateral::from_parts(CollateralParts {
+    TdxCollateral::from_parts(CollateralParts {
         tcb_info_response: &g("sample_tcbInfo_response"),
         qe_identity_response: &g("sample_qeIdentity_response"),
         tcb_info_issuer_chain: &g("tcbinfo_issuer_chain.pem"),
@@ -103,9 +103,20 @@ fn go_tdx_guest_quote_has_no_matching_level() {
         pck_crl: &g("pckcrl"),
         root_ca_crl: &g("rootcrl.der"),
     })
-    .expect("separate-file collateral parses");
-    let now = 1_688_173_200; // 2023-07-01T01:00:00Z
-    let e = verify("tdx/go-tdx-guest/tdx_prod_quote_SPR_E4.dat", c, now).expect_err("no level");
+    .expect("separate-file collateral parses")
+}
+
+/// 2023-07-01T01:00:00Z, when go-tdx-guest verified its SPR E4 quote.
+const GO_TDX_GUEST_NOW: u64 = 1_688_173_200;
+
+#[test]
+fn go_tdx_guest_quote_has_no_matching_level() {
+    let e = verify(
+        "tdx/go-tdx-guest/tdx_prod_quote_SPR_E4.dat",
+        go_tdx_guest_collateral(),
+        GO_TDX_GUEST_NOW,
+    )
+    .expect_err("no level");
     // TEE_TCB_SVN 03 00 04 .. (MANIFEST.md): module version 0, so TDX
     // components count from the first byte.
     assert_eq!(
@@ -284,4 +295,121 @@ fn a_device_under_another_root_marks_a_real_platform_simulated() {
     assert_eq!(v.claims.tcb_status, TcbStatus::UpToDate);
     assert!(!v.nvswitch_devices[0].nvidia_root);
     assert!(v.claims.simulated);
+}
+
+/// dcap-qvl's whole verifier on this crate's crypto (`dcap::reference`):
+/// the verdicts the sources assert for the real quotes (MANIFEST.md), the
+/// same as this crate's own verifier gives, for both collateral shapes, and
+/// rejection of tampered quotes and collateral.
+mod reference {
+    use super::*;
+    use tl_evidence::dcap::reference::{verify_with_dcap_qvl, ReferenceVerdict};
+
+    fn reference(quote: &[u8], col: &TdxCollateral, now: u64) -> Result<ReferenceVerdict, String> {
+        verify_with_dcap_qvl(quote, col, INTEL_SGX_ROOT_CA_DER, now, false)
+    }
+
+    fn up_to_date() -> Result<ReferenceVerdict, String> {
+        Ok(ReferenceVerdict {
+            status: "UpToDate".into(),
+            advisory_ids: vec![],
+        })
+    }
+
+    #[test]
+    fn real_tdx_quotes() {
+        let c = col("tdx/dcap-qvl/tdx_quote_collateral.json");
+        assert_eq!(
+            reference(&data("tdx/dcap-qvl/tdx_quote"), &c, TDX_NOW),
+            up_to_date()
+        );
+        assert_eq!(
+            reference(
+                &data("tdx/dcap-qvl/near_quote_hex.txt"),
+                &col("tdx/dcap-qvl/near_quote_collateral.json"),
+                1_759_276_800
+            ),
+            up_to_date()
+        );
+        let e = reference(
+            &data("tdx/dcap-qvl/tdx_quote_outdated"),
+            &col("tdx/dcap-qvl/tdx_quote_outdated_collateral.json"),
+            1_774_003_274,
+        )
+        .expect_err("no level");
+        assert!(e.contains("No matching TCB level"), "{e}");
+    }
+
+    #[test]
+    fn real_sgx_quote() {
+        assert_eq!(
+            reference(
+                &data("tdx/dcap-qvl/sgx_quote"),
+                &col("tdx/dcap-qvl/sgx_quote_collateral.json"),
+                TDX_NOW
+            ),
+            Ok(ReferenceVerdict {
+                status: "ConfigurationAndSWHardeningNeeded".into(),
+                advisory_ids: vec!["INTEL-SA-00289".into(), "INTEL-SA-00615".into()],
+            })
+        );
+    }
+
+    /// Collateral assembled from separate PCS files goes back to dcap-qvl's
+    /// shape (PEM chains, DER CRLs) intact: its signatures verify, and the
+    /// verdict is the source's.
+    #[test]
+    fn collateral_from_parts() {
+        let quote = data("tdx/go-tdx-guest/tdx_prod_quote_SPR_E4.dat");
+        let e =
+            reference(&quote, &go_tdx_guest_collateral(), GO_TDX_GUEST_NOW).expect_err("no level");
+        assert!(e.contains("No matching TCB level"), "{e}");
+    }
+
+    #[test]
+    fn tampering_is_rejected() {
+        let quote = data("tdx/dcap-qvl/tdx_quote");
+        let c = col("tdx/dcap-qvl/tdx_quote_collateral.json");
+        // A byte of the TD report, of the quote signature, of the attestation
+        // key, of the QE report.
+        for at in [200usize, 640, 720, 800] {
+            let mut q = quote.clone();
+            q[at] ^= 1;
+            assert!(reference(&q, &c, TDX_NOW).is_err(), "flip at {at}");
+        }
+        // Collateral: the TCB info signature.
+        let mut j: serde_json::Value =
+            serde_json::from_slice(&data("tdx/dcap-qvl/tdx_quote_collateral.json")).expect("json");
+        let sig = j["tcb_info_signature"].as_str().expect("hex").to_string();
+        let flipped = format!(
+            "{}{}",
+            if sig.starts_with('0') { "1" } else { "0" },
+            &sig[1..]
+        );
+        j["tcb_info_signature"] = flipped.into();
+        let bad = TdxCollateral::from_json(&serde_json::to_vec(&j).expect("json")).expect("parses");
+        let e = reference(&quote, &bad, TDX_NOW).expect_err("bad signature");
+        assert!(e.contains("tcb_info"), "{e}");
+        // A time after the collateral's window, and a root it does not chain to.
+        assert!(reference(&quote, &c, TDX_NOW + 365 * 86_400).is_err());
+        let other_root = tl_evidence::sim::SimTee::from_seed([1; 32]).root_certificate_der();
+        assert!(verify_with_dcap_qvl(&quote, &c, &other_root, TDX_NOW, false).is_err());
+    }
+
+    /// r || s to DER as dcap-qvl's own encoder: leading zeros dropped, a zero
+    /// byte before a high bit.
+    #[test]
+    fn ecdsa_signature_encoding() {
+        use dcap_qvl::config::EcdsaSigEncoder;
+        use tl_evidence::dcap::reference::DerSigEncoder;
+        let mut r = [0u8; 32];
+        r[0] = 0x80;
+        let mut s = [0u8; 32];
+        s[31] = 0x05;
+        let der = DerSigEncoder::encode_ecdsa_sig(&r, &s).expect("encodes");
+        let mut want = vec![0x30, 0x26, 0x02, 0x21, 0x00];
+        want.extend_from_slice(&r);
+        want.extend_from_slice(&[0x02, 0x01, 0x05]);
+        assert_eq!(der, want);
+    }
 }

@@ -40,6 +40,10 @@ pub struct ReferenceVerdict {
     pub advisory_ids: Vec<String>,
 }
 
+/// The reason code of a refusal because this crate's verdict and dcap-qvl's
+/// differ (`tl evidence verify --reference`, `tl-ca serve --reference-check`).
+pub const REFERENCE_DISAGREES: &str = "REFERENCE_DISAGREES";
+
 /// The dcap-qvl version this crate builds against.
 pub const DCAP_QVL_VERSION: &str = "0.7.1";
 
@@ -131,7 +135,7 @@ fn quote_collateral_v3(c: &TdxCollateral) -> core::result::Result<QuoteCollatera
     let pem = |chain: &[crate::x509::P256Cert]| {
         chain
             .iter()
-            .map(|c| crate::x509::pem_certificate(&c.der))
+            .map(|c| crate::x509::der_to_pem("CERTIFICATE", &c.der))
             .collect::<String>()
     };
     Ok(QuoteCollateralV3 {

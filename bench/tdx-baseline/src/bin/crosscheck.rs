@@ -172,13 +172,27 @@ fn in_tree(root: &[u8], quote: &[u8], col: &TdxCollateral, now: u64) -> Verdict 
     }
 }
 
-/// The in-tree configuration against dcap-qvl's own: same acceptance, and
-/// the same status and advisories when accepted.
-fn same_config_verdict(in_tree: &Verdict, reference: &Verdict) -> bool {
-    match (in_tree, reference) {
+/// The in-tree configuration against dcap-qvl's own on input `what`: same
+/// acceptance, and the same status and advisories when accepted. Counts
+/// agreements in `same`, reports the rest in `failures`.
+fn hold_in_tree(
+    what: &str,
+    in_tree: &Verdict,
+    reference: &Verdict,
+    same: &mut usize,
+    failures: &mut Vec<String>,
+) {
+    let alike = match (in_tree, reference) {
         (Ok(x), Ok(y)) => x == y,
         (Err(_), Err(_)) => true,
         _ => false,
+    };
+    if alike {
+        *same += 1;
+    } else {
+        failures.push(format!(
+            "{what}: dcap-qvl on tl's crypto {in_tree:?}, on its own {reference:?}"
+        ));
     }
 }
 
@@ -395,14 +409,8 @@ fn simulated(failures: &mut Vec<String>, in_tree_same: &mut usize) -> serde_json
         let b = reference(&root, &quote, &qcol, SIM_NOW);
         if let Ok(col) = TdxCollateral::from_json(&json) {
             let t = in_tree(&root, &quote, &col, SIM_NOW);
-            if same_config_verdict(&t, &b) {
-                *in_tree_same += 1;
-            } else {
-                failures.push(format!(
-                    "simulated {}: dcap-qvl on tl's crypto {t:?}, on its own {b:?}",
-                    v.name
-                ));
-            }
+            let what = format!("simulated {}", v.name);
+            hold_in_tree(&what, &t, &b, in_tree_same, failures);
         }
         match (&a, &b) {
             (Ok(x), Ok(y)) if x == y => {
@@ -451,14 +459,7 @@ fn main() {
         let a = sorted(ours(&quote, &col, c.now, c.sgx));
         let b = reference(INTEL_ROOT, &quote, &qcol, c.now);
         let t = in_tree(INTEL_ROOT, &quote, &col, c.now);
-        if same_config_verdict(&t, &b) {
-            in_tree_same += 1;
-        } else {
-            failures.push(format!(
-                "{}: dcap-qvl on tl's crypto {t:?}, on its own {b:?}",
-                c.name
-            ));
-        }
+        hold_in_tree(c.name, &t, &b, &mut in_tree_same, &mut failures);
         let status = |v: &Verdict| v.as_ref().ok().map(|(s, _)| s.clone());
         if status(&a).as_deref() != c.expected {
             failures.push(format!(
@@ -487,14 +488,8 @@ fn main() {
                 let a = sorted(ours(&q, &col, c.now, c.sgx));
                 let b = reference(INTEL_ROOT, &q, &qcol, c.now);
                 let t = in_tree(INTEL_ROOT, &q, &col, c.now);
-                if same_config_verdict(&t, &b) {
-                    in_tree_same += 1;
-                } else {
-                    failures.push(format!(
-                        "{} byte {i}: dcap-qvl on tl's crypto {t:?}, on its own {b:?}",
-                        c.name
-                    ));
-                }
+                let what = format!("{} byte {i}", c.name);
+                hold_in_tree(&what, &t, &b, &mut in_tree_same, &mut failures);
                 match (&a, &b) {
                     (Ok(x), Ok(y)) if x == y => both += 1,
                     (Ok(x), Ok(y)) => failures.push(format!(
